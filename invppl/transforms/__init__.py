@@ -1,0 +1,50 @@
+"""Transformations T_η of images: affine (Lie-algebra), colour and discrete groups.
+
+Every family declares its parameters' names and supports
+(:attr:`parameters`), applies to a batch ``(batch, height, width, channels)``
+with one resampling, and works under ``jax.jit``, ``jax.vmap`` and ``jax.grad``.
+"""
+
+from invppl.transforms.affine import (
+    AFFINE_NAMES,
+    GENERATORS,
+    Affine,
+    AffineMap,
+    affine_matrix,
+    sampling_grid,
+    warp,
+)
+from invppl.transforms.colour import COLOUR_NAMES, Colour, clip_straight_through, colour_matrix
+from invppl.transforms.discrete import CyclicRotation, Flip, rotate90
+from invppl.transforms.family import AffineColour, TransformFamily, transform_family
+from invppl.transforms.interpolation import FILL_MODES, METHODS, resample
+from invppl.transforms.support import Discrete, Interval, Parameter, Periodic, Real, Support
+
+__all__ = [
+    "AFFINE_NAMES",
+    "COLOUR_NAMES",
+    "FILL_MODES",
+    "GENERATORS",
+    "METHODS",
+    "Affine",
+    "AffineColour",
+    "AffineMap",
+    "Colour",
+    "CyclicRotation",
+    "Discrete",
+    "Flip",
+    "Interval",
+    "Parameter",
+    "Periodic",
+    "Real",
+    "Support",
+    "TransformFamily",
+    "affine_matrix",
+    "clip_straight_through",
+    "colour_matrix",
+    "resample",
+    "rotate90",
+    "sampling_grid",
+    "transform_family",
+    "warp",
+]
