@@ -79,9 +79,7 @@ def check_names(names: Sequence[str], known: Sequence[str], family: str) -> tupl
         raise ValueError(f"{family} needs at least one parameter name; choose from {known}")
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise ValueError(
-            f"unknown {family} transformation name(s) {unknown}; expected names from {known}"
-        )
+        raise ValueError(f"unknown {family} name(s) {unknown}; expected names from {known}")
     if len(set(names)) != len(names):
         raise ValueError(f"{family} names must not repeat, got {names}")
     return names
@@ -111,7 +109,7 @@ def affine_matrix(eta: Array, names: Sequence[str]) -> Array:
     Returns:
         ``(..., 3, 3)`` homogeneous affine matrices.
     """
-    names = check_names(names, AFFINE_NAMES, "affine")
+    names = check_names(names, AFFINE_NAMES, "affine transformation")
     eta = check_eta(eta, len(names)) if jnp.ndim(eta) <= 2 else jnp.asarray(eta)
     generators = jnp.asarray(np.stack([GENERATORS[n] for n in names]), dtype=eta.dtype)
     algebra = jnp.einsum("...k,kij->...ij", eta, generators)
@@ -261,7 +259,9 @@ class Affine:
     cval: float = 0.0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "names", check_names(self.names, AFFINE_NAMES, "affine"))
+        object.__setattr__(
+            self, "names", check_names(self.names, AFFINE_NAMES, "affine transformation")
+        )
         extra = set(self.supports) - set(self.names)
         if extra:
             raise ValueError(f"supports given for names not in the family: {sorted(extra)}")

@@ -60,7 +60,7 @@ def colour_matrix(eta: Array, names: Sequence[str]) -> Array:
     Returns:
         ``(..., 3, 3)`` matrices acting on RGB column vectors.
     """
-    names = check_names(names, COLOUR_NAMES, "colour")
+    names = check_names(names, COLOUR_NAMES, "colour transformation")
     eta = jnp.asarray(eta)
     values = {n: eta[..., i] for i, n in enumerate(names)}
     zero = jnp.zeros(eta.shape[:-1], eta.dtype)
@@ -100,7 +100,9 @@ class Colour:
     clip: bool = True
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "names", check_names(self.names, COLOUR_NAMES, "colour"))
+        object.__setattr__(
+            self, "names", check_names(self.names, COLOUR_NAMES, "colour transformation")
+        )
         extra = set(self.supports) - set(self.names)
         if extra:
             raise ValueError(f"supports given for names not in the family: {sorted(extra)}")
