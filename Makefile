@@ -1,0 +1,57 @@
+# invppl: every command creates the environment itself when it is missing.
+#   make demo        the main job (writes pictures into reports/demo)
+#   make test        ruff, mypy, pytest (+ doctests), tutorials (small mode), docs (-W)
+#   make test-slow   the slow tests only (marked @pytest.mark.slow)
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+export JAX_PLATFORMS ?= cpu
+export PYTHONHASHSEED := 0
+
+.PHONY: env demo test test-fast test-slow lint typecheck pytest tutorials docs lock clean
+
+env: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(PY) || "$$(tools/python312.sh)" -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	rm -f $(VENV)/.installed-* && touch $@
+
+demo: $(STAMP)
+	$(VENV)/bin/invppl demo --out reports/demo
+
+test: lint typecheck pytest tutorials docs
+
+test-fast: lint typecheck pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+pytest: $(STAMP)
+	$(PY) -m pytest -m "not slow" --doctest-modules tests invppl
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -m slow tests
+
+tutorials: $(STAMP)
+	INVPPL_SMALL=1 $(PY) tools/run_tutorials.py --out build/tutorials
+
+docs: $(STAMP) tutorials
+	rm -rf docs/_build docs/_generated
+	$(VENV)/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+
+# Re-resolve the pins (needs the package index); commit the result.
+lock:
+	$(PY) -m pip install --quiet uv==0.13.9
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --python-version 3.12 \
+		--generate-hashes -o requirements.lock
+
+clean:
+	rm -rf build docs/_build docs/_generated reports .pytest_cache .mypy_cache .ruff_cache
