@@ -23,7 +23,11 @@ __all__ = [
 
 
 def check_images(
-    images: object, *, name: str = "images", channels: int | Sequence[int] | None = None
+    images: object,
+    *,
+    name: str = "images",
+    channels: int | Sequence[int] | None = None,
+    unit_interval: bool = False,
 ) -> np.ndarray:
     """Checks a batch of images and returns it as a NumPy array.
 
@@ -35,6 +39,8 @@ def check_images(
         What to call the argument in error messages.
     channels
         The allowed channel count(s); ``None`` allows any.
+    unit_interval
+        Also require every value to lie in [0, 1].
 
     Returns
     -------
@@ -45,7 +51,8 @@ def check_images(
     ------
     ValueError
         If the batch is not rank 4, not floating point, empty, has the wrong
-        number of channels or contains NaN or infinite values.
+        number of channels, contains NaN or infinite values, or (with
+        ``unit_interval``) has values outside [0, 1].
     """
     array = np.asarray(images)
     if array.ndim != 4:
@@ -69,6 +76,11 @@ def check_images(
     if not np.all(np.isfinite(array)):
         bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
         raise ValueError(f"{name} contains {bad} NaN or infinite value(s); expected finite values")
+    if unit_interval and (array.min() < 0.0 or array.max() > 1.0):
+        raise ValueError(
+            f"{name} must lie in [0, 1], got values in [{array.min()}, {array.max()}] "
+            "(divide 8-bit images by 255)"
+        )
     return array
 
 
@@ -117,9 +129,11 @@ def check_int(value: object, name: str, *, minimum: int | None = None) -> int:
     if isinstance(value, bool | np.bool_):
         raise TypeError(f"{name} must be an integer, got the bool {value!r}")
     try:
-        result = operator.index(value)  # type: ignore[call-overload]
+        result = operator.index(value)  # type: ignore[arg-type]
     except TypeError:
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}") from None
+        raise TypeError(
+            f"{name} must be an integer, got {type(value).__name__} {value!r}"
+        ) from None
     if minimum is not None and result < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {result}")
     return int(result)
@@ -140,7 +154,9 @@ def check_finite_scalar(value: object, name: str) -> float:
     ValueError
         If ``value`` is NaN or infinite.
     """
-    if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.integer | np.floating):
+    if isinstance(value, bool | np.bool_) or not isinstance(
+        value, int | float | np.integer | np.floating
+    ):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
     result = float(value)
     if not math.isfinite(result):

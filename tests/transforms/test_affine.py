@@ -130,6 +130,7 @@ def test_eta_gradients_match_finite_differences(method: str) -> None:
         weights = jax.random.normal(jax.random.key(3), images.shape, dtype=jnp.float64)
         eta = jnp.array([[0.05, -0.03, 0.4, 0.1, -0.1, 0.05], [0.0, 0.1, -1.0, 0.0, 0.2, 0.0]])
 
+        @jax.jit
         def loss(e):
             return jnp.sum(weights * family.apply(images, e))
 

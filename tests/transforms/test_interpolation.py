@@ -98,6 +98,7 @@ def test_gradient_in_coordinates_matches_finite_differences_bicubic() -> None:
         image = jnp.asarray(rng.uniform(size=(1, 8, 8, 2)))
         coords = jnp.asarray(_points(rng, 10, 1.0, 6.0))
 
+        @jax.jit
         def loss(c):
             return jnp.sum(resample(image, c, method="bicubic") ** 2)
 
