@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 project = "invppl"
 author = "invppl developers"
-copyright = "2026, invppl developers"  # noqa: A001
+copyright = "2026, invppl developers"
 
 extensions = [
     "myst_nb",
