@@ -7,7 +7,6 @@ mode the test command uses. Fails with the notebook's name on the first error.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -38,7 +37,6 @@ def main() -> int:
             kernel_name="python3",
             resources={"metadata": {"path": str(path.parent)}},
         )
-        os.environ.setdefault("INVPPL_SMALL", "1")
         client.execute()
         target = args.out / path.name
         temporary = target.with_suffix(".ipynb.tmp")
