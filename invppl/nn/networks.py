@@ -1,0 +1,156 @@
+"""Encoders and decoders as Flax NNX modules.
+
+They are plain ``nnx.Module`` s; a model or guide hands them to NumPyro with
+``numpyro.contrib.module.nnx_module(name, module)`` so that SVI owns every
+parameter. No BatchNorm and no dropout state: normalisation is LayerNorm, so
+the modules carry parameters only and guides stay stateless.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+
+import jax
+from flax import nnx
+from jax import Array
+
+__all__ = ["MLP", "ConvDecoder", "ConvEncoder", "GaussianHead"]
+
+Activation = Callable[[Array], Array]
+
+
+def _check_trailing(x: Array, expected: tuple[int, ...], what: str) -> None:
+    if tuple(x.shape[-len(expected) :]) != expected or x.ndim < len(expected):
+        raise ValueError(
+            f"{what} expects inputs ending in shape {expected}, got shape {tuple(x.shape)}"
+        )
+
+
+class MLP(nnx.Module):
+    """A multilayer perceptron, ``(..., in_features) -> (..., out_features)``.
+
+    Hidden layers are Linear → LayerNorm → activation.
+
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> net = MLP(3, (16,), 2, rngs=nnx.Rngs(0))
+    >>> net(jnp.ones((5, 3))).shape
+    (5, 2)
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden: Sequence[int],
+        out_features: int,
+        *,
+        rngs: nnx.Rngs,
+        activation: Activation = nnx.gelu,
+    ) -> None:
+        sizes = [in_features, *hidden]
+        self.in_features = in_features
+        self.layers = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in itertools.pairwise(sizes)])
+        self.norms = nnx.List([nnx.LayerNorm(b, rngs=rngs) for b in hidden])
+        self.out = nnx.Linear(sizes[-1], out_features, rngs=rngs)
+        self.activation = activation
+
+    def __call__(self, x: Array) -> Array:
+        _check_trailing(x, (self.in_features,), "MLP")
+        for layer, norm in zip(self.layers, self.norms, strict=True):
+            x = self.activation(norm(layer(x)))
+        return self.out(x)
+
+
+class ConvEncoder(nnx.Module):
+    """Images ``(batch, height, width, channels)`` → features ``(batch, out_features)``.
+
+    Strided 3×3 convolutions (each halves the resolution), then an MLP.
+    """
+
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int],
+        out_features: int,
+        *,
+        rngs: nnx.Rngs,
+        channels: Sequence[int] = (32, 64),
+        hidden: int = 256,
+    ) -> None:
+        height, width, depth = image_shape
+        self.image_shape = (height, width, depth)
+        sizes = [depth, *channels]
+        self.convs = nnx.List(
+            [nnx.Conv(a, b, (3, 3), strides=2, rngs=rngs) for a, b in itertools.pairwise(sizes)]
+        )
+        for _ in channels:
+            height, width = -(-height // 2), -(-width // 2)
+        self.head = MLP(height * width * sizes[-1], (hidden,), out_features, rngs=rngs)
+
+    def __call__(self, images: Array) -> Array:
+        _check_trailing(images, self.image_shape, "ConvEncoder")
+        x = images
+        for conv in self.convs:
+            x = nnx.gelu(conv(x))
+        return self.head(x.reshape(x.shape[0], -1))
+
+
+class ConvDecoder(nnx.Module):
+    """Codes ``(batch, in_features)`` → images ``(batch, height, width, channels)`` (unbounded).
+
+    An MLP to a coarse grid, then transposed 3×3 convolutions that double the
+    resolution; the result is cropped to the image size. Apply a sigmoid (or use
+    the output as Bernoulli logits) downstream.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        image_shape: tuple[int, int, int],
+        *,
+        rngs: nnx.Rngs,
+        channels: Sequence[int] = (64, 32),
+        hidden: int = 256,
+    ) -> None:
+        height, width, depth = image_shape
+        self.in_features = in_features
+        self.image_shape = (height, width, depth)
+        coarse_h, coarse_w = height, width
+        for _ in channels:
+            coarse_h, coarse_w = -(-coarse_h // 2), -(-coarse_w // 2)
+        self.coarse = (coarse_h, coarse_w, channels[0])
+        self.head = MLP(in_features, (hidden,), coarse_h * coarse_w * channels[0], rngs=rngs)
+        sizes = [*channels, depth]
+        self.deconvs = nnx.List(
+            [
+                nnx.ConvTranspose(a, b, (3, 3), strides=2, rngs=rngs)
+                for a, b in itertools.pairwise(sizes)
+            ]
+        )
+
+    def __call__(self, z: Array) -> Array:
+        _check_trailing(z, (self.in_features,), "ConvDecoder")
+        x = nnx.gelu(self.head(z)).reshape((z.shape[0], *self.coarse))
+        for index, deconv in enumerate(self.deconvs):
+            x = deconv(x)
+            if index < len(self.deconvs) - 1:
+                x = nnx.gelu(x)
+        height, width, _ = self.image_shape
+        return x[:, :height, :width, :]
+
+
+class GaussianHead(nnx.Module):
+    """Features ``(..., in_features)`` → (loc, scale), each ``(..., out_features)``.
+
+    ``scale = softplus(raw) + min_scale`` keeps the scale positive and bounded away from 0.
+    """
+
+    def __init__(
+        self, in_features: int, out_features: int, *, rngs: nnx.Rngs, min_scale: float = 1e-3
+    ) -> None:
+        self.loc = nnx.Linear(in_features, out_features, rngs=rngs)
+        self.raw_scale = nnx.Linear(in_features, out_features, rngs=rngs)
+        self.min_scale = min_scale
+
+    def __call__(self, features: Array) -> tuple[Array, Array]:
+        return self.loc(features), jax.nn.softplus(self.raw_scale(features)) + self.min_scale
