@@ -15,7 +15,7 @@ import jax
 from flax import nnx
 from jax import Array
 
-__all__ = ["MLP", "ConvDecoder", "ConvEncoder", "GaussianHead"]
+__all__ = ["MLP", "ConvDecoder", "ConvEncoder", "GaussianEncoder", "GaussianHead"]
 
 Activation = Callable[[Array], Array]
 
@@ -154,3 +154,27 @@ class GaussianHead(nnx.Module):
 
     def __call__(self, features: Array) -> tuple[Array, Array]:
         return self.loc(features), jax.nn.softplus(self.raw_scale(features)) + self.min_scale
+
+
+class GaussianEncoder(nnx.Module):
+    """Images ``(batch, height, width, channels)`` → (loc, scale), each ``(batch, latent_dim)``.
+
+    A :class:`ConvEncoder` body followed by a :class:`GaussianHead`: the
+    amortised Gaussian guide q(z | x) of a VAE.
+    """
+
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int],
+        latent_dim: int,
+        *,
+        rngs: nnx.Rngs,
+        features: int = 128,
+        channels: Sequence[int] = (32, 64),
+        hidden: int = 256,
+    ) -> None:
+        self.body = ConvEncoder(image_shape, features, rngs=rngs, channels=channels, hidden=hidden)
+        self.head = GaussianHead(features, latent_dim, rngs=rngs)
+
+    def __call__(self, images: Array) -> tuple[Array, Array]:
+        return self.head(nnx.gelu(self.body(images)))
