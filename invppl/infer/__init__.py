@@ -1,0 +1,43 @@
+"""Fitting: one SVI loop for any NumPyro model/guide pair, bounds, checkpoints.
+
+- :func:`fit` runs minibatch SVI with a compiled step, a progress bar,
+  evaluations, NaN handling and resumable orbax checkpoints.
+- :func:`iwae_bound` and :func:`elbo_per_example` bound log p(x) per example.
+- :func:`save_checkpoint`, :func:`load_checkpoint` and
+  :func:`latest_checkpoint` store fitting state with orbax.
+"""
+
+import logging
+
+from invppl.infer.checkpoint import (
+    checkpoint_path,
+    is_complete_checkpoint,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    load_metadata,
+    save_checkpoint,
+)
+from invppl.infer.fit import FitResult, fit, minibatch_indices
+from invppl.infer.iwae import DATA_PLATE, elbo_per_example, iwae_bound, per_example_log_weight
+
+# A library logs but never configures output: without a handler set up by the
+# application, nothing is printed.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+__all__ = [
+    "DATA_PLATE",
+    "FitResult",
+    "checkpoint_path",
+    "elbo_per_example",
+    "fit",
+    "is_complete_checkpoint",
+    "iwae_bound",
+    "latest_checkpoint",
+    "list_checkpoints",
+    "load_checkpoint",
+    "load_metadata",
+    "minibatch_indices",
+    "per_example_log_weight",
+    "save_checkpoint",
+]
