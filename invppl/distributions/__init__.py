@@ -1,0 +1,48 @@
+"""Distributions over transformation parameters η, to drop into NumPyro models.
+
+- :func:`eta_flow` / :class:`EtaFlow`: a conditional rational-quadratic spline
+  flow over η whose coordinates live in their parameters' declared supports
+  (intervals, the real line, circles with a seam-continuous density).
+- :class:`ConditionalEtaFlow`: its NumPyro ``Distribution`` face, reparameterised;
+  :func:`sample_eta` registers the flow's weights and samples in one call.
+- :class:`DiscreteRotationMixture` and :func:`categorical_eta`: for discrete
+  symmetries (multiples of 2π/n, group-element indices).
+- :func:`image_likelihood`, :func:`likelihood_distribution`,
+  :class:`ContinuousBernoulli`: observation sites p(x | x̂, η).
+"""
+
+from invppl.distributions.discrete_eta import (
+    DiscreteRotationMixture,
+    categorical_eta,
+    group_angles,
+)
+from invppl.distributions.eta_flow import (
+    ConditionalEtaFlow,
+    EtaFlow,
+    EtaSupport,
+    eta_flow,
+    register_eta_flow,
+    sample_eta,
+)
+from invppl.distributions.likelihood import (
+    KINDS,
+    ContinuousBernoulli,
+    image_likelihood,
+    likelihood_distribution,
+)
+
+__all__ = [
+    "KINDS",
+    "ConditionalEtaFlow",
+    "ContinuousBernoulli",
+    "DiscreteRotationMixture",
+    "EtaFlow",
+    "EtaSupport",
+    "categorical_eta",
+    "eta_flow",
+    "group_angles",
+    "image_likelihood",
+    "likelihood_distribution",
+    "register_eta_flow",
+    "sample_eta",
+]
