@@ -8,10 +8,11 @@ renderer or a resampler.
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Sequence
 
 import numpy as np
+
+from invppl._checks import check_int
 
 __all__ = [
     "check_finite_scalar",
@@ -114,29 +115,6 @@ def check_labels(labels: object, n: int, *, name: str = "labels") -> np.ndarray:
     if array.shape[0] != n:
         raise ValueError(f"{name} has {array.shape[0]} entries but there are {n} images")
     return array.astype(np.int64)
-
-
-def check_int(value: object, name: str, *, minimum: int | None = None) -> int:
-    """Checks that ``value`` is an integer (not a bool), at least ``minimum`` if given.
-
-    Raises
-    ------
-    TypeError
-        If ``value`` is not an integer.
-    ValueError
-        If ``value`` is below ``minimum``.
-    """
-    if isinstance(value, bool | np.bool_):
-        raise TypeError(f"{name} must be an integer, got the bool {value!r}")
-    try:
-        result = operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(
-            f"{name} must be an integer, got {type(value).__name__} {value!r}"
-        ) from None
-    if minimum is not None and result < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {result}")
-    return int(result)
 
 
 def check_seed(seed: object) -> int:

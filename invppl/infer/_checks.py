@@ -7,10 +7,11 @@ jitted step.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Mapping
 
 import numpy as np
+
+from invppl._checks import check_int
 
 __all__ = ["check_data", "check_positive_int", "check_seed", "model_name", "num_examples"]
 
@@ -21,17 +22,7 @@ def check_positive_int(value: object, name: str) -> int:
     >>> check_positive_int(3, "num_steps")
     3
     """
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be a positive integer, got the bool {value!r}")
-    try:
-        integer = operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(
-            f"{name} must be a positive integer, got {value!r} of type {type(value).__name__}"
-        ) from None
-    if integer < 1:
-        raise ValueError(f"{name} must be a positive integer (≥ 1), got {integer}")
-    return int(integer)
+    return check_int(value, name, minimum=1, description="a positive integer (≥ 1)")
 
 
 def check_seed(value: object) -> int:
@@ -40,17 +31,9 @@ def check_seed(value: object) -> int:
     >>> check_seed(0)
     0
     """
-    if isinstance(value, bool):
-        raise TypeError(f"seed must be a non-negative integer, got the bool {value!r}")
-    try:
-        seed = operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(
-            f"seed must be a non-negative integer, got {value!r} of type {type(value).__name__}"
-        ) from None
-    if not 0 <= seed < 2**32:
-        raise ValueError(f"seed must be an integer in [0, 2**32), got {seed}")
-    return int(seed)
+    return check_int(
+        value, "seed", minimum=0, maximum=2**32 - 1, description="an integer in [0, 2**32)"
+    )
 
 
 def check_data(data: object, name: str = "data") -> dict[str, np.ndarray]:
