@@ -27,8 +27,14 @@ import numpy as np
 from jax import Array
 from jax.scipy.linalg import expm
 
-from invppl.transforms.interpolation import FillMode, Method, check_method_and_fill, resample
-from invppl.transforms.support import Interval, Parameter, Periodic, Support
+from invppl.transforms.interpolation import (
+    FillMode,
+    Method,
+    check_images,
+    check_method_and_fill,
+    resample,
+)
+from invppl.transforms.support import Interval, Parameter, Periodic, Support, declared_parameters
 
 __all__ = [
     "AFFINE_NAMES",
@@ -154,20 +160,6 @@ def _warp_by_inverse(
     )
 
 
-def check_images(images: Array) -> Array:
-    """Checks a ``(batch, height, width, channels)`` floating-point image batch."""
-    images = jnp.asarray(images)
-    if images.ndim != 4:
-        raise ValueError(
-            f"images must have rank 4 (batch, height, width, channels), got shape {images.shape}"
-        )
-    if not jnp.issubdtype(images.dtype, jnp.floating):
-        raise TypeError(
-            f"images must be floating point (e.g. float32 in [0, 1]), got dtype {images.dtype}"
-        )
-    return images
-
-
 def warp(
     images: Array,
     matrix: Array,
@@ -262,14 +254,12 @@ class Affine:
         object.__setattr__(
             self, "names", check_names(self.names, AFFINE_NAMES, "affine transformation")
         )
-        extra = set(self.supports) - set(self.names)
-        if extra:
-            raise ValueError(f"supports given for names not in the family: {sorted(extra)}")
+        declared_parameters(self.names, self.supports, DEFAULT_SUPPORTS)
         check_method_and_fill(self.method, self.fill_mode)
 
     @property
     def parameters(self) -> tuple[Parameter, ...]:
-        return tuple(Parameter(n, self.supports.get(n, DEFAULT_SUPPORTS[n])) for n in self.names)
+        return declared_parameters(self.names, self.supports, DEFAULT_SUPPORTS)
 
     @property
     def dim(self) -> int:

@@ -28,8 +28,9 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from invppl.transforms.affine import check_eta, check_images, check_names
-from invppl.transforms.support import Interval, Parameter, Periodic, Support
+from invppl.transforms.affine import check_eta, check_names
+from invppl.transforms.interpolation import check_images
+from invppl.transforms.support import Interval, Parameter, Periodic, Support, declared_parameters
 
 __all__ = ["COLOUR_NAMES", "Colour", "clip_straight_through", "colour_matrix"]
 
@@ -103,13 +104,11 @@ class Colour:
         object.__setattr__(
             self, "names", check_names(self.names, COLOUR_NAMES, "colour transformation")
         )
-        extra = set(self.supports) - set(self.names)
-        if extra:
-            raise ValueError(f"supports given for names not in the family: {sorted(extra)}")
+        declared_parameters(self.names, self.supports, DEFAULT_SUPPORTS)
 
     @property
     def parameters(self) -> tuple[Parameter, ...]:
-        return tuple(Parameter(n, self.supports.get(n, DEFAULT_SUPPORTS[n])) for n in self.names)
+        return declared_parameters(self.names, self.supports, DEFAULT_SUPPORTS)
 
     @property
     def dim(self) -> int:

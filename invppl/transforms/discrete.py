@@ -17,8 +17,8 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from invppl.transforms.affine import Affine, check_images
-from invppl.transforms.interpolation import FillMode, Method
+from invppl.transforms.affine import Affine
+from invppl.transforms.interpolation import FillMode, Method, check_images
 from invppl.transforms.support import Discrete, Parameter
 
 __all__ = ["CyclicRotation", "Flip", "rotate90"]

@@ -13,8 +13,9 @@ from typing import Protocol, runtime_checkable
 
 from jax import Array
 
-from invppl.transforms.affine import AFFINE_NAMES, Affine, check_eta, check_images, check_names
+from invppl.transforms.affine import AFFINE_NAMES, Affine, check_eta, check_names
 from invppl.transforms.colour import COLOUR_NAMES, Colour
+from invppl.transforms.interpolation import check_images
 from invppl.transforms.support import Parameter, Support
 
 __all__ = ["AffineColour", "TransformFamily", "transform_family"]

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-__all__ = ["FILL_MODES", "METHODS", "FillMode", "Method", "resample"]
+__all__ = ["FILL_MODES", "METHODS", "FillMode", "Method", "check_images", "resample"]
 
 Method = Literal["nearest", "bilinear", "bicubic"]
 FillMode = Literal["constant", "edge", "wrap", "reflect"]
@@ -29,6 +29,20 @@ def check_method_and_fill(method: str, fill_mode: str) -> None:
         raise ValueError(f"unknown interpolation method {method!r}; expected one of {METHODS}")
     if fill_mode not in FILL_MODES:
         raise ValueError(f"unknown fill mode {fill_mode!r}; expected one of {FILL_MODES}")
+
+
+def check_images(images: Array) -> Array:
+    """Checks a ``(batch, height, width, channels)`` floating-point image batch."""
+    images = jnp.asarray(images)
+    if images.ndim != 4:
+        raise ValueError(
+            f"images must have rank 4 (batch, height, width, channels), got shape {images.shape}"
+        )
+    if not jnp.issubdtype(images.dtype, jnp.floating):
+        raise TypeError(
+            f"images must be floating point (e.g. float32 in [0, 1]), got dtype {images.dtype}"
+        )
+    return images
 
 
 def _keys_cubic(t: Array) -> Array:
@@ -121,10 +135,7 @@ def resample(
     1.5
     """
     check_method_and_fill(method, fill_mode)
-    if images.ndim != 4:
-        raise ValueError(
-            f"images must have rank 4 (batch, height, width, channels), got shape {images.shape}"
-        )
+    images = check_images(images)
     if coordinates.ndim != 4 or coordinates.shape[-1] != 2:
         raise ValueError(
             "coordinates must have shape (batch, out_height, out_width, 2), "
@@ -135,8 +146,6 @@ def resample(
             f"coordinates batch {coordinates.shape[0]} does not match images batch "
             f"{images.shape[0]}"
         )
-    if not jnp.issubdtype(images.dtype, jnp.floating):
-        raise TypeError(f"images must be floating point, got dtype {images.dtype}")
     coordinates = coordinates.astype(images.dtype)
     return jax.vmap(_resample_one, in_axes=(0, 0, 0, None, None, None))(
         images, coordinates[..., 0], coordinates[..., 1], method, fill_mode, cval

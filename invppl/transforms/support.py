@@ -8,13 +8,22 @@ interval, the whole real line, or a finite set of group elements.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import jax.numpy as jnp
 from jax import Array
 
-__all__ = ["Discrete", "Interval", "Parameter", "Periodic", "Real", "Support"]
+__all__ = [
+    "Discrete",
+    "Interval",
+    "Parameter",
+    "Periodic",
+    "Real",
+    "Support",
+    "declared_parameters",
+]
 
 
 @dataclass(frozen=True)
@@ -83,3 +92,16 @@ class Parameter:
 
     name: str
     support: Support
+
+
+def declared_parameters(
+    names: Sequence[str], supports: Mapping[str, Support], defaults: Mapping[str, Support]
+) -> tuple[Parameter, ...]:
+    """Each name's :class:`Parameter`: its override from ``supports``, else its default.
+
+    Raises ``ValueError`` for an override whose name is not among ``names``.
+    """
+    extra = set(supports) - set(names)
+    if extra:
+        raise ValueError(f"supports given for names not in the family: {sorted(extra)}")
+    return tuple(Parameter(name, supports.get(name, defaults[name])) for name in names)
