@@ -20,6 +20,7 @@ __all__ = [
     "check_int",
     "check_labels",
     "check_seed",
+    "select_classes",
 ]
 
 
@@ -140,3 +141,20 @@ def check_finite_scalar(value: object, name: str) -> float:
     if not math.isfinite(result):
         raise ValueError(f"{name} must be finite, got {result}")
     return result
+
+
+def select_classes(labels: np.ndarray, classes: Sequence[int] | None) -> np.ndarray:
+    """Indices of the examples whose label is in ``classes`` (all of them for None).
+
+    Raises ``ValueError`` when the selection is empty, naming the classes present.
+    """
+    if classes is None:
+        return np.arange(labels.shape[0])
+    wanted = np.asarray([check_int(c, "class") for c in classes], dtype=np.int64)
+    indices = np.flatnonzero(np.isin(labels, wanted))
+    if indices.size == 0:
+        raise ValueError(
+            f"classes {sorted(wanted.tolist())} select no images; "
+            f"the labels hold classes {np.unique(labels).tolist()}"
+        )
+    return indices

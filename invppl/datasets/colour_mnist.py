@@ -22,7 +22,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from invppl.datasets._checks import check_images, check_int, check_labels, check_seed
+from invppl.datasets._checks import (
+    check_images,
+    check_labels,
+    check_seed,
+    select_classes,
+)
 from invppl.datasets.laws import LawLike, UniformLaw, laws_by_class, sample_by_class
 
 __all__ = ["DEFAULT_BASE_COLOUR", "ColourMNIST", "chroma_angle", "colour_mnist"]
@@ -160,16 +165,7 @@ def colour_mnist(
     seed = check_seed(seed)
     colour = _check_base_colour(base_colour)
 
-    if classes is None:
-        indices = np.arange(images.shape[0])
-    else:
-        wanted = np.asarray([check_int(c, "class") for c in classes], dtype=np.int64)
-        indices = np.flatnonzero(np.isin(labels, wanted))
-        if indices.size == 0:
-            raise ValueError(
-                f"classes {sorted(wanted.tolist())} select no images; "
-                f"the labels hold classes {np.unique(labels).tolist()}"
-            )
+    indices = select_classes(labels, classes)
     selected = labels[indices]
     present = np.unique(selected).tolist()
     hue_laws = laws_by_class(_DEFAULT_HUE if hue is None else hue, present, name="hue")

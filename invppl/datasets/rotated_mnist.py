@@ -19,7 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from invppl.datasets._checks import check_finite_scalar, check_images, check_int, check_labels
+from invppl.datasets._checks import (
+    check_finite_scalar,
+    check_images,
+    check_int,
+    check_labels,
+    select_classes,
+)
 from invppl.datasets._checks import check_seed as _check_seed
 from invppl.datasets.laws import DeltaLaw, LawLike, UniformLaw, laws_by_class, sample_by_class
 
@@ -166,16 +172,7 @@ def rotated_mnist(
         law = DeltaLaw(0.0) if max_angle == 0.0 else UniformLaw(-max_angle, max_angle)
     assert law is not None
 
-    if classes is None:
-        indices = np.arange(images.shape[0])
-    else:
-        wanted = np.asarray([check_int(c, "class") for c in classes], dtype=np.int64)
-        indices = np.flatnonzero(np.isin(labels, wanted))
-        if indices.size == 0:
-            raise ValueError(
-                f"classes {sorted(wanted.tolist())} select no images; "
-                f"the labels hold classes {np.unique(labels).tolist()}"
-            )
+    indices = select_classes(labels, classes)
     selected_labels = labels[indices]
     laws = laws_by_class(law, np.unique(selected_labels).tolist(), name="law")
 
