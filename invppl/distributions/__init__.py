@@ -23,6 +23,7 @@ from invppl.distributions.eta_flow import (
     eta_flow,
     register_eta_flow,
     sample_eta,
+    with_fitted_flow,
 )
 from invppl.distributions.likelihood import (
     KINDS,
@@ -45,4 +46,5 @@ __all__ = [
     "likelihood_distribution",
     "register_eta_flow",
     "sample_eta",
+    "with_fitted_flow",
 ]

@@ -50,8 +50,8 @@ flow's parameters with NumPyro and samples in one call.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import ClassVar, NamedTuple
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, NamedTuple
 
 import equinox as eqx
 import jax
@@ -74,6 +74,7 @@ __all__ = [
     "eta_flow",
     "register_eta_flow",
     "sample_eta",
+    "with_fitted_flow",
 ]
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -794,6 +795,21 @@ def register_eta_flow(name: str, flow: EtaFlow) -> EtaFlow:
     weights, static = eqx.partition(flow, eqx.is_inexact_array)
     weights = numpyro.param(name, weights)
     return eqx.combine(weights, static)
+
+
+def with_fitted_flow(flow: EtaFlow, name: str, params: Mapping[str, Any]) -> EtaFlow:
+    """``flow`` with the weights a fit stored under the param site ``name``.
+
+    The inverse of :func:`register_eta_flow`: ``params`` is e.g.
+    ``FitResult.params``; the result is a plain :class:`EtaFlow` usable outside NumPyro.
+    """
+    if name not in params:
+        raise KeyError(
+            f"no fitted weights for the flow {name!r}: expected that param site, "
+            f"found {sorted(params)}"
+        )
+    _, static = eqx.partition(flow, eqx.is_inexact_array)
+    return eqx.combine(params[name], static)
 
 
 def sample_eta(

@@ -1,5 +1,21 @@
 """Flax NNX networks for decoders and guides (registered with NumPyro by the models)."""
 
-from invppl.nn.networks import MLP, ConvDecoder, ConvEncoder, GaussianEncoder, GaussianHead
+from invppl.nn.networks import (
+    MLP,
+    ConvDecoder,
+    ConvEncoder,
+    GaussianEncoder,
+    GaussianHead,
+    PoseNetwork,
+    with_fitted_params,
+)
 
-__all__ = ["MLP", "ConvDecoder", "ConvEncoder", "GaussianEncoder", "GaussianHead"]
+__all__ = [
+    "MLP",
+    "ConvDecoder",
+    "ConvEncoder",
+    "GaussianEncoder",
+    "GaussianHead",
+    "PoseNetwork",
+    "with_fitted_params",
+]

@@ -9,13 +9,25 @@ the modules carry parameters only and guides stay stateless.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import jax
+import jax.numpy as jnp
 from flax import nnx
 from jax import Array
 
-__all__ = ["MLP", "ConvDecoder", "ConvEncoder", "GaussianEncoder", "GaussianHead"]
+from invppl.transforms.support import Discrete, Interval, Parameter, Periodic
+
+__all__ = [
+    "MLP",
+    "ConvDecoder",
+    "ConvEncoder",
+    "GaussianEncoder",
+    "GaussianHead",
+    "PoseNetwork",
+    "with_fitted_params",
+]
 
 Activation = Callable[[Array], Array]
 
@@ -178,3 +190,93 @@ class GaussianEncoder(nnx.Module):
 
     def __call__(self, images: Array) -> tuple[Array, Array]:
         return self.head(nnx.gelu(self.body(images)))
+
+
+class PoseNetwork(nnx.Module):
+    """Images ``(batch, height, width, channels)`` → η ``(batch, k)`` inside each support.
+
+    The deterministic pose function f(x) of the SGM's two-stage fit: a
+    :class:`ConvEncoder` body whose outputs are mapped into each
+    transformation parameter's declared support: ``atan2`` of two outputs for a
+    periodic parameter (no seam in the network's output), ``low + (high - low)
+    · sigmoid`` for an interval, the identity for the real line. Discrete
+    parameters have no pose function; use a categorical over the group instead.
+
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> from invppl.transforms import Affine
+    >>> net = PoseNetwork((8, 8, 1), Affine(("rotation", "tx")).parameters, rngs=nnx.Rngs(0),
+    ...                   hidden=16)
+    >>> eta = net(jnp.zeros((3, 8, 8, 1)))
+    >>> eta.shape, bool(jnp.all(jnp.abs(eta[:, 1]) < 1))
+    ((3, 2), True)
+    """
+
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int],
+        parameters: Sequence[Parameter],
+        *,
+        rngs: nnx.Rngs,
+        channels: Sequence[int] = (32, 64),
+        hidden: int = 256,
+    ) -> None:
+        kinds = []
+        for parameter in parameters:
+            if isinstance(parameter.support, Discrete):
+                raise ValueError(
+                    f"parameter {parameter.name!r} is discrete ({parameter.support}); a pose "
+                    "network outputs continuous η only"
+                )
+            kinds.append(parameter.support)
+        if not kinds:
+            raise ValueError("a pose network needs at least one transformation parameter")
+        self.supports = tuple(kinds)
+        outputs = sum(2 if isinstance(s, Periodic) else 1 for s in self.supports)
+        self.body = ConvEncoder(image_shape, outputs, rngs=rngs, channels=channels, hidden=hidden)
+
+    def __call__(self, images: Array) -> Array:
+        raw = self.body(images)
+        columns, position = [], 0
+        for support in self.supports:
+            if isinstance(support, Periodic):
+                cos, sin = raw[:, position], raw[:, position + 1]
+                angle = jnp.arctan2(sin, cos) * (support.period / (2 * jnp.pi))
+                columns.append(support.wrap(angle))
+                position += 2
+            elif isinstance(support, Interval):
+                unit = jax.nn.sigmoid(raw[:, position])
+                columns.append(support.low + (support.high - support.low) * unit)
+                position += 1
+            else:
+                columns.append(raw[:, position])
+                position += 1
+        return jnp.stack(columns, axis=-1)
+
+
+def with_fitted_params[M: nnx.Module](module: M, name: str, params: Mapping[str, Any]) -> M:
+    """A copy of ``module`` holding the weights a fit stored under ``name``.
+
+    ``numpyro.contrib.module.nnx_module(name, module)`` registers the module's
+    ``nnx.Param`` s as the param site ``f"{name}$params"``; this puts the fitted
+    values (e.g. ``FitResult.params``) back into a plain module that can be
+    called outside NumPyro. ``module`` itself is not changed.
+
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> net = MLP(2, (4,), 1, rngs=nnx.Rngs(0))
+    >>> zeros = jax.tree.map(jnp.zeros_like, nnx.to_pure_dict(nnx.state(net, nnx.Param)))
+    >>> fitted = with_fitted_params(net, "net", {"net$params": zeros})
+    >>> float(fitted(jnp.ones((1, 2)))[0, 0]), float(net(jnp.ones((1, 2)))[0, 0]) != 0.0
+    (0.0, True)
+    """
+    key = f"{name}$params"
+    if key not in params:
+        raise KeyError(
+            f"no fitted weights for module {name!r}: expected the param site {key!r}, "
+            f"found {sorted(params)}"
+        )
+    graph_def, weights, others = nnx.split(module, nnx.Param, nnx.Not(nnx.Param))  # type: ignore[misc]
+    weights = jax.tree.map(lambda leaf: leaf, weights)  # a copy: the module keeps its own
+    nnx.replace_by_pure_dict(weights, params[key])
+    return nnx.merge(graph_def, weights, others, copy=True)

@@ -14,9 +14,10 @@ from invppl.transforms.affine import (
     sampling_grid,
     warp,
 )
+from invppl.transforms.blur import gaussian_blur
 from invppl.transforms.colour import COLOUR_NAMES, Colour, clip_straight_through, colour_matrix
 from invppl.transforms.discrete import CyclicRotation, Flip, rotate90
-from invppl.transforms.family import AffineColour, TransformFamily, transform_family
+from invppl.transforms.family import AffineColour, TransformFamily, move, transform_family
 from invppl.transforms.interpolation import FILL_MODES, METHODS, resample
 from invppl.transforms.support import Discrete, Interval, Parameter, Periodic, Real, Support
 
@@ -42,6 +43,8 @@ __all__ = [
     "affine_matrix",
     "clip_straight_through",
     "colour_matrix",
+    "gaussian_blur",
+    "move",
     "resample",
     "rotate90",
     "sampling_grid",

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+import jax.numpy as jnp
 from jax import Array
 
 from invppl.transforms.affine import AFFINE_NAMES, Affine, check_eta, check_names
@@ -18,7 +19,7 @@ from invppl.transforms.colour import COLOUR_NAMES, Colour
 from invppl.transforms.interpolation import check_images
 from invppl.transforms.support import Parameter, Support
 
-__all__ = ["AffineColour", "TransformFamily", "transform_family"]
+__all__ = ["AffineColour", "TransformFamily", "move", "transform_family"]
 
 
 @runtime_checkable
@@ -117,3 +118,42 @@ def transform_family(
         return affine
     assert colour is not None
     return colour
+
+
+def move(family: TransformFamily, images: Array, source: Array, target: Array) -> Array:
+    """``T_target ∘ T_source⁻¹`` applied to ``images``, resampled once where possible.
+
+    An image posed at ``source`` is taken back to the prototype's frame and on to
+    ``target``. For the affine families the two maps are composed before the
+    warp (one interpolation); colour maps commute, so their parameters add.
+    Other families are applied in turn, taking ``T_η⁻¹ = T_{-η}`` (true of
+    every family built as the exponential of generators).
+
+    Args:
+        family: a transformation family.
+        images: ``(batch, height, width, channels)``.
+        source, target: ``(batch, family.dim)`` or ``(family.dim,)``.
+
+    >>> import jax.numpy as jnp
+    >>> family = Affine(("rotation",))
+    >>> images = jnp.zeros((2, 8, 8, 1)).at[:, 2, 4].set(1.0)
+    >>> eta = jnp.array([[0.5], [-1.0]])
+    >>> moved = family.apply(images, eta)
+    >>> bool(jnp.allclose(move(family, moved, eta, eta), moved, atol=1e-5))
+    True
+    """
+    images = check_images(images)
+    source = check_eta(source, family.dim, images.shape[0])
+    target = check_eta(target, family.dim, images.shape[0])
+    if isinstance(family, Affine):
+        both = family(target) << family(source).inverse()
+        return both.apply(
+            images, method=family.method, fill_mode=family.fill_mode, cval=family.cval
+        )
+    if isinstance(family, Colour):
+        return family.apply(images, jnp.asarray(target) - jnp.asarray(source))
+    if isinstance(family, AffineColour):
+        split = family.affine.dim
+        recoloured = move(family.colour, images, source[..., split:], target[..., split:])
+        return move(family.affine, recoloured, source[..., :split], target[..., :split])
+    return family.apply(family.apply(images, -source), target)

@@ -1,0 +1,316 @@
+"""The SGM fitted in two stages (Allingham et al., NeurIPS 2024), the alternative to joint SVI.
+
+Stage 1, a self-supervised pose function f: x ↦ η (a :class:`~invppl.nn.PoseNetwork`).
+For each x and random transformations ε_s drawn uniformly from the augmentation
+bounds, x_s = T_ε_s(x); the prototype of x_s, moved to the pose of x, should be x:
+
+    L(f) = (1/S) Σ_s ‖ B_σ(T_f(x) ∘ T_f(x_s)⁻¹ (x_s)) − B_σ(x) ‖²
+
+where B_σ is a Gaussian blur whose width σ falls linearly from ``blur`` to 0
+over the first ``blur_steps`` steps (the loss surface of a sharp image is
+rough in η), and the two maps are composed before one resampling. The
+prototype is x̂ = T_f(x)⁻¹(x). Written as a NumPyro model with a
+``numpyro.factor`` site and no latent variables, so :func:`invppl.infer.fit`
+fits it like any other model.
+
+Stage 2, maximum likelihood for the conditional flow p(η | x̂): with f fixed,
+each example gives an observation (x̂_n, f(x_n)):
+
+    max Σ_n log p(f(x_n) | x̂_n)
+
+With both fitted, :class:`LearnedSymmetry` gives poses, prototypes, samples of
+η for a prototype, and resampled data x' = T_η'(x̂), η' ~ p(η | x̂): the data
+augmentation of AugVAE. A VAE fitted to the prototypes is InvVAE
+(:mod:`invppl.models.augvae_invvae`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpyro
+from flax import nnx
+from jax import Array
+from numpyro.contrib.module import nnx_module
+from numpyro.primitives import mutable
+
+from invppl.distributions.eta_flow import (
+    ConditionalEtaFlow,
+    EtaFlow,
+    eta_flow,
+    sample_eta,
+    with_fitted_flow,
+)
+from invppl.nn import ConvEncoder, PoseNetwork, with_fitted_params
+from invppl.transforms.blur import gaussian_blur
+from invppl.transforms.family import TransformFamily, move, transform_family
+from invppl.transforms.interpolation import check_images
+from invppl.transforms.support import Interval, Periodic
+
+__all__ = [
+    "LearnedSymmetry",
+    "TwoStageSGM",
+    "augmentation_bounds",
+    "eta_prior_model",
+    "make_two_stage_sgm",
+    "no_guide",
+    "pose_model",
+]
+
+
+def augmentation_bounds(
+    family: TransformFamily, bounds: Mapping[str, tuple[float, float]] | None = None
+) -> tuple[Array, Array]:
+    """Per-parameter ``(low, high)``, each ``(k,)``, for stage 1's random transformations.
+
+    A periodic parameter defaults to its whole circle and an interval to itself;
+    a real parameter needs an entry in ``bounds``. Raises ``ValueError`` for
+    unknown names and empty or non-finite bounds.
+
+    >>> from invppl.transforms import Affine
+    >>> low, high = augmentation_bounds(Affine(("rotation", "tx")), {"tx": (-0.2, 0.2)})
+    >>> [round(float(v), 3) for v in low], [round(float(v), 3) for v in high]
+    ([-3.142, -0.2], [3.142, 0.2])
+    """
+    bounds = dict(bounds or {})
+    unknown = set(bounds) - set(family.names)
+    if unknown:
+        raise ValueError(
+            f"augmentation bounds given for {sorted(unknown)}, which are not parameters of "
+            f"the family {family.names}"
+        )
+    lows, highs = [], []
+    for parameter in family.parameters:
+        support = parameter.support
+        if parameter.name in bounds:
+            low, high = (float(v) for v in bounds[parameter.name])
+        elif isinstance(support, Periodic | Interval):
+            low, high = support.low, support.high
+        else:
+            raise ValueError(
+                f"parameter {parameter.name!r} has support {support}; give its augmentation "
+                f"bounds, e.g. bounds={{{parameter.name!r}: (-0.5, 0.5)}}"
+            )
+        if not (math.isfinite(low) and math.isfinite(high) and high > low):
+            raise ValueError(
+                f"augmentation bounds for {parameter.name!r} must be finite with high > low, "
+                f"got ({low}, {high})"
+            )
+        lows.append(low)
+        highs.append(high)
+    return jnp.asarray(lows), jnp.asarray(highs)
+
+
+def pose_model(
+    x: Array,
+    *,
+    pose_net: nnx.Module,
+    family: TransformFamily,
+    low: Array,
+    high: Array,
+    num_samples: int = 4,
+    blur: float = 2.0,
+    blur_steps: int = 500,
+) -> Array:
+    """Stage 1's objective for a batch ``x`` ``(batch, H, W, C)``, as a NumPyro factor.
+
+    ``low``, ``high`` ``(k,)`` bound the random transformations (see
+    :func:`augmentation_bounds`). Returns the per-example loss ``(batch,)``.
+    The annealing step count is NumPyro mutable state (``"pose_model$step"``),
+    advanced once per call.
+    """
+    pose = nnx_module("pose_net", pose_net)
+    counter = mutable("pose_model$step", {"step": jnp.zeros((), jnp.int32)})
+    assert counter is not None
+    step = counter["step"]
+    counter["step"] = step + 1
+    sigma = blur * jnp.clip(1.0 - step / max(blur_steps, 1), 0.0, 1.0)
+    batch = x.shape[0]
+    key = numpyro.prng_key()
+    eps = jax.random.uniform(key, (num_samples * batch, family.dim), minval=low, maxval=high)
+    repeated = jnp.tile(x, (num_samples, 1, 1, 1))
+    moved = family.apply(repeated, eps)
+    poses = pose(jnp.concatenate([x, moved]))
+    own, of_moved = poses[:batch], poses[batch:]
+    back = move(family, moved, of_moved, jnp.tile(own, (num_samples, 1)))
+    radius = math.ceil(3 * blur)
+    error = gaussian_blur(back, sigma, radius=radius) - gaussian_blur(
+        repeated, sigma, radius=radius
+    )
+    loss = jnp.square(error).reshape(num_samples, batch, -1).sum(-1).mean(0)
+    with numpyro.plate("data", batch):
+        numpyro.factor("pose_loss", -loss)
+    return loss
+
+
+def eta_prior_model(
+    x: Array,
+    *,
+    pose: nnx.Module,
+    prior_embedding: nnx.Module,
+    prior_flow: EtaFlow,
+    family: TransformFamily,
+) -> Array:
+    """Stage 2: log p(f(x) | x̂) for a batch ``x`` ``(batch, H, W, C)``, f = ``pose`` held fixed.
+
+    ``pose`` is the fitted pose network (see :func:`~invppl.nn.with_fitted_params`);
+    it is called as a plain function, so its weights are not trained here.
+    """
+    eta = jax.lax.stop_gradient(pose(x))
+    prototype = family.apply(x, -eta)
+    embed = nnx_module("prior_embedding", prior_embedding)
+    with numpyro.plate("data", x.shape[0]):
+        return sample_eta("eta", prior_flow, embed(prototype), param_name="prior_flow", obs=eta)
+
+
+def no_guide(*args: Any, **kwargs: Any) -> None:
+    """The guide of a model without latent variables."""
+
+
+@dataclass(frozen=True)
+class LearnedSymmetry:
+    """What the two-stage SGM learned: f, the prototypes x̂ = T_f(x)⁻¹(x) and p(η | x̂).
+
+    Every method takes images ``(batch, H, W, C)`` and works under ``jax.jit``.
+    """
+
+    family: TransformFamily
+    pose_net: nnx.Module
+    prior_embedding: nnx.Module
+    prior_flow: EtaFlow
+
+    def pose(self, x: Array) -> Array:
+        """f(x): ``(batch, k)``."""
+        return self.pose_net(check_images(x))
+
+    def prototype(self, x: Array) -> Array:
+        """x̂ = T_f(x)⁻¹(x): ``(batch, H, W, C)``."""
+        return self.family.apply(x, -self.pose(x))
+
+    def eta_distribution(self, prototypes: Array) -> ConditionalEtaFlow:
+        """p(η | x̂) for ``(batch, H, W, C)`` prototypes: batch shape ``(batch,)``."""
+        return ConditionalEtaFlow(self.prior_flow, self.prior_embedding(check_images(prototypes)))
+
+    def sample_eta(
+        self, key: Array, prototypes: Array, sample_shape: tuple[int, ...] = ()
+    ) -> Array:
+        """η ~ p(η | x̂): ``(*sample_shape, batch, k)``."""
+        return self.eta_distribution(prototypes).sample(key, sample_shape)
+
+    def resample(self, key: Array, x: Array) -> Array:
+        """x' = T_η'(x̂) with η' ~ p(η | x̂(x)), warped once from x: ``(batch, H, W, C)``."""
+        pose = self.pose(x)
+        new = self.sample_eta(key, self.family.apply(x, -pose))
+        return move(self.family, x, pose, new)
+
+    def augment(self, key: Array, batch: Mapping[str, Array]) -> dict[str, Array]:
+        """``batch`` with ``"x"`` resampled: the ``augment`` hook of :func:`invppl.infer.fit`."""
+        return {**batch, "x": self.resample(key, batch["x"])}
+
+
+@dataclass(frozen=True)
+class TwoStageSGM:
+    """The networks and the two stages' models, bound; fit with :func:`invppl.infer.fit_two_stage`.
+
+    Attributes:
+        pose_model: stage 1, ``pose_model(x)``; its guide is :func:`no_guide`.
+        family, image_shape: the transformation family and ``(H, W, C)``.
+        pose_net, prior_embedding, prior_flow: the initial networks.
+    """
+
+    pose_model: Any
+    family: TransformFamily
+    image_shape: tuple[int, int, int]
+    pose_net: PoseNetwork
+    prior_embedding: nnx.Module
+    prior_flow: EtaFlow
+
+    def eta_prior_model(self, pose_params: Mapping[str, Any]) -> Any:
+        """Stage 2's model with the pose network holding the weights of stage 1's fit."""
+        return partial(
+            eta_prior_model,
+            pose=with_fitted_params(self.pose_net, "pose_net", pose_params),
+            prior_embedding=self.prior_embedding,
+            prior_flow=self.prior_flow,
+            family=self.family,
+        )
+
+    def learned(
+        self, pose_params: Mapping[str, Any], prior_params: Mapping[str, Any]
+    ) -> LearnedSymmetry:
+        """The :class:`LearnedSymmetry` of the two stages' fitted params."""
+        return LearnedSymmetry(
+            family=self.family,
+            pose_net=with_fitted_params(self.pose_net, "pose_net", pose_params),
+            prior_embedding=with_fitted_params(
+                self.prior_embedding, "prior_embedding", prior_params
+            ),
+            prior_flow=with_fitted_flow(self.prior_flow, "prior_flow", prior_params),
+        )
+
+
+def make_two_stage_sgm(
+    image_shape: tuple[int, int, int],
+    transformations: Sequence[str] | TransformFamily = ("rotation",),
+    *,
+    seed: int,
+    bounds: Mapping[str, tuple[float, float]] | None = None,
+    num_samples: int = 4,
+    blur: float = 2.0,
+    blur_steps: int = 500,
+    context_dim: int = 32,
+    hidden: int = 256,
+    knots: int = 8,
+    flow_layers: int = 2,
+) -> TwoStageSGM:
+    """Builds the pose network, the prior's embedding and flow, and binds the stages' models.
+
+    Args:
+        image_shape: ``(height, width, channels)`` of the data.
+        transformations: parameter names (e.g. ``("rotation", "tx", "ty")``) or a family.
+        seed: initialises every network and the flow.
+        bounds: augmentation bounds by name (see :func:`augmentation_bounds`).
+        num_samples: random transformations per example in stage 1.
+        blur, blur_steps: stage 1's initial blur width (pixels) and annealing length.
+        context_dim, hidden, knots, flow_layers: network and flow sizes.
+
+    >>> sgm = make_two_stage_sgm((8, 8, 1), ("rotation",), seed=0, hidden=16, context_dim=4)
+    >>> sgm.family.names
+    ('rotation',)
+    """
+    if len(image_shape) != 3 or min(image_shape) < 1:
+        raise ValueError(f"image_shape must be (height, width, channels), got {image_shape}")
+    family = (
+        transformations
+        if isinstance(transformations, TransformFamily)
+        else transform_family(list(transformations))
+    )
+    low, high = augmentation_bounds(family, bounds)
+    if blur < 0 or not math.isfinite(blur):
+        raise ValueError(f"blur must be a finite width >= 0 in pixels, got {blur}")
+    if int(num_samples) != num_samples or num_samples < 1:
+        raise ValueError(f"num_samples must be a positive integer, got {num_samples}")
+    rngs = nnx.Rngs(seed)
+    shape = (int(image_shape[0]), int(image_shape[1]), int(image_shape[2]))
+    pose_net = PoseNetwork(shape, family.parameters, rngs=rngs, hidden=hidden)
+    prior_embedding = ConvEncoder(shape, context_dim, rngs=rngs, hidden=hidden)
+    prior_flow = eta_flow(
+        jax.random.key(seed), family.parameters, context_dim, knots=knots, layers=flow_layers
+    )
+    model = partial(
+        pose_model,
+        pose_net=pose_net,
+        family=family,
+        low=low,
+        high=high,
+        num_samples=int(num_samples),
+        blur=float(blur),
+        blur_steps=int(blur_steps),
+    )
+    return TwoStageSGM(model, family, shape, pose_net, prior_embedding, prior_flow)
