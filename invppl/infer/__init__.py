@@ -2,6 +2,7 @@
 
 - :func:`fit` runs minibatch SVI with a compiled step, a progress bar,
   evaluations, NaN handling and resumable orbax checkpoints.
+- :func:`fit_two_stage` fits the SGM's two stages (pose network, then p(η | x̂)).
 - :func:`iwae_bound` and :func:`elbo_per_example` bound log p(x) per example.
 - :func:`save_checkpoint`, :func:`load_checkpoint` and
   :func:`latest_checkpoint` store fitting state with orbax.
@@ -20,6 +21,7 @@ from invppl.infer.checkpoint import (
 )
 from invppl.infer.fit import FitResult, fit, minibatch_indices
 from invppl.infer.iwae import DATA_PLATE, elbo_per_example, iwae_bound, per_example_log_weight
+from invppl.infer.two_stage import TwoStageFit, fit_two_stage
 
 # A library logs but never configures output: without a handler set up by the
 # application, nothing is printed.
@@ -28,9 +30,11 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 __all__ = [
     "DATA_PLATE",
     "FitResult",
+    "TwoStageFit",
     "checkpoint_path",
     "elbo_per_example",
     "fit",
+    "fit_two_stage",
     "is_complete_checkpoint",
     "iwae_bound",
     "latest_checkpoint",

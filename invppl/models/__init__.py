@@ -1,10 +1,46 @@
 """Complete model + guide pairs, written with invppl's blocks the way a user would.
 
 - :mod:`invppl.models.vae`: the VAE baseline.
-- :mod:`invppl.models.sgm`: the symmetry-aware generative model (Allingham et al. 2024).
+- :mod:`invppl.models.sgm`: the symmetry-aware generative model (Allingham et al.
+  2024) fitted jointly by SVI.
+- :mod:`invppl.models.sgm_two_stage`: the SGM's two-stage fit (self-supervised
+  pose network, then p(η | x̂) by maximum likelihood) and the
+  :class:`LearnedSymmetry` it yields.
+- :mod:`invppl.models.symmetry_vaes`: AugVAE and InvVAE, VAEs that use a learned symmetry.
 """
 
 from invppl.models.sgm import SGM, make_sgm, sgm_guide, sgm_model
-from invppl.models.vae import VAE, make_vae, vae_guide, vae_model
+from invppl.models.sgm_two_stage import (
+    LearnedSymmetry,
+    TwoStageSGM,
+    augmentation_bounds,
+    eta_prior_model,
+    make_two_stage_sgm,
+    no_guide,
+    pose_model,
+)
+from invppl.models.symmetry_vaes import AugVAE, InvVAE, make_augvae, make_invvae
+from invppl.models.vae import VAE, decode, make_vae, vae_guide, vae_model
 
-__all__ = ["SGM", "VAE", "make_sgm", "make_vae", "sgm_guide", "sgm_model", "vae_guide", "vae_model"]
+__all__ = [
+    "SGM",
+    "VAE",
+    "AugVAE",
+    "InvVAE",
+    "LearnedSymmetry",
+    "TwoStageSGM",
+    "augmentation_bounds",
+    "decode",
+    "eta_prior_model",
+    "make_augvae",
+    "make_invvae",
+    "make_sgm",
+    "make_two_stage_sgm",
+    "make_vae",
+    "no_guide",
+    "pose_model",
+    "sgm_guide",
+    "sgm_model",
+    "vae_guide",
+    "vae_model",
+]

@@ -21,7 +21,7 @@ each example gives an observation (x̂_n, f(x_n)):
 With both fitted, :class:`LearnedSymmetry` gives poses, prototypes, samples of
 η for a prototype, and resampled data x' = T_η'(x̂), η' ~ p(η | x̂): the data
 augmentation of AugVAE. A VAE fitted to the prototypes is InvVAE
-(:mod:`invppl.models.augvae_invvae`).
+(:mod:`invppl.models.symmetry_vaes`).
 """
 
 from __future__ import annotations

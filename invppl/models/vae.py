@@ -13,6 +13,7 @@ networks with :func:`make_vae` (or ``functools.partial``) and fit them with
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -25,9 +26,9 @@ from jax import Array
 from numpyro.contrib.module import nnx_module
 
 from invppl.distributions.likelihood import Kind, image_likelihood
-from invppl.nn import ConvDecoder, GaussianEncoder
+from invppl.nn import ConvDecoder, GaussianEncoder, with_fitted_params
 
-__all__ = ["VAE", "make_vae", "vae_guide", "vae_model"]
+__all__ = ["VAE", "decode", "make_vae", "vae_guide", "vae_model"]
 
 
 def vae_model(
@@ -56,12 +57,26 @@ def vae_guide(x: Array, *, encoder: nnx.Module, **_: Any) -> Array:
 
 @dataclass(frozen=True)
 class VAE:
-    """A VAE's model and guide with their networks bound; ``fit(vae.model, vae.guide, ...)``."""
+    """A VAE's model and guide with their networks bound; ``fit(vae.model, vae.guide, ...)``.
+
+    ``decoder`` and ``encoder`` are the initial networks (param sites
+    ``"decoder$params"`` and ``"encoder$params"``); see :meth:`decode`.
+    """
 
     model: Any
     guide: Any
     latent_dim: int
     image_shape: tuple[int, int, int]
+    decoder: nnx.Module
+    encoder: nnx.Module
+
+
+def decode(vae: VAE, params: Mapping[str, Any], z: Array) -> Array:
+    """The mean image sigmoid(f(z)) ``(batch, H, W, C)`` of codes ``z`` ``(batch, latent_dim)``.
+
+    ``params`` are fitted params (e.g. ``FitResult.params``).
+    """
+    return jax.nn.sigmoid(with_fitted_params(vae.decoder, "decoder", params)(z))
 
 
 def make_vae(
@@ -88,4 +103,5 @@ def make_vae(
     encoder = GaussianEncoder(image_shape, latent_dim, rngs=rngs, hidden=hidden)
     model = partial(vae_model, decoder=decoder, latent_dim=latent_dim, kind=kind, scale=scale)
     guide = partial(vae_guide, encoder=encoder)
-    return VAE(model, guide, latent_dim, tuple(image_shape))  # type: ignore[arg-type]
+    shape = (int(image_shape[0]), int(image_shape[1]), int(image_shape[2]))
+    return VAE(model, guide, latent_dim, shape, decoder, encoder)
