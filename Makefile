@@ -1,5 +1,5 @@
 # invppl: every command creates the environment itself when it is missing.
-#   make demo        the main job (writes pictures into reports/demo)
+#   make demo        the main job: the SGM on rotated MNIST, report in reports/demo
 #   make test        ruff, mypy, pytest (+ doctests), tutorials (small mode), docs (-W)
 #   make test-slow   the slow tests only (marked @pytest.mark.slow)
 SHELL := /bin/bash
