@@ -36,6 +36,7 @@ __all__ = [
     "ROTATED_MNIST_LAWS",
     "JobData",
     "job_data",
+    "rotation_report",
     "run_evaluate",
     "run_fit",
     "write_json",

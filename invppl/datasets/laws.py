@@ -155,7 +155,9 @@ class UniformLaw(_LineLaw):
         return rng.uniform(self.low, self.high, size=n)
 
     def _line_pdf(self, x: np.ndarray) -> np.ndarray:
-        inside = (x >= self.low) & (x <= self.high)
+        # half-open, so that wrapping onto a circle of period high - low does not count
+        # the two ends twice
+        inside = (x >= self.low) & (x < self.high)
         return np.where(inside, 1.0 / (self.high - self.low), 0.0)
 
     def cdf(self, x: ArrayLike) -> np.ndarray:

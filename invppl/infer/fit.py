@@ -224,6 +224,20 @@ def _make_runner(
     return run
 
 
+def _check_augment(augment: Augment, batch: Mapping[str, Array]) -> None:
+    """Raises ``ValueError`` unless ``augment`` keeps the batch's keys, shapes and dtypes."""
+    expected = {name: (array.shape, array.dtype) for name, array in batch.items()}
+    out = jax.eval_shape(augment, jax.random.PRNGKey(0), dict(batch))
+    if not isinstance(out, Mapping):
+        raise ValueError(f"augment must return a dict of arrays, got {type(out).__name__}")
+    got = {name: (tuple(leaf.shape), leaf.dtype) for name, leaf in out.items()}
+    if got != expected:
+        raise ValueError(
+            f"augment must keep the minibatch's keys, shapes and dtypes: given {expected}, "
+            f"it returned {got}"
+        )
+
+
 def _fingerprint(arrays: Mapping[str, np.ndarray]) -> str:
     """A SHA-256 of the data's keys, shapes, dtypes and bytes."""
     digest = hashlib.sha256()
@@ -431,8 +445,11 @@ def fit(
     device_data = {name: jnp.asarray(array) for name, array in arrays.items()}
     first_rows = schedule.rows(0)
     first_batch = {name: array[first_rows] for name, array in device_data.items()}
+    if augment is not None:
+        _check_augment(augment, first_batch)
     svi = SVI(model, guide, optimizer, loss)
-    state = svi.init(
+    # compiled: run op by op, initialising a convolutional model took seconds
+    state = jax.jit(svi.init)(
         jax.random.PRNGKey(seed),
         init_params=None if init_params is None else dict(init_params),
         **first_batch,

@@ -3,12 +3,12 @@
 These are evaluation metrics on concrete arrays (NumPy, float64), e.g. to
 compare a learned marginal p(η) with the law that generated the data.
 
-On the line, W1 is the area between the two distribution functions,
+On the line, W1 is the area between the two distribution functions::
 
     W1(μ, ν) = ∫ |F(t) − G(t)| dt.
 
 On a circle of circumference ``P`` (angles), the distribution functions are
-defined from an arbitrary origin only up to an additive constant, and
+defined from an arbitrary origin only up to an additive constant, and::
 
     W1(μ, ν) = min_α ∫_0^P |F(t) − G(t) − α| dt,
 
@@ -117,7 +117,7 @@ def wasserstein_line(a: ArrayLike, b: ArrayLike) -> float:
     """Exact W1 between two empirical samples on the real line.
 
     Each sample puts equal mass on its points; the two may differ in size.
-    Computed as ∫ |F_a − F_b| over the merged, sorted sample points, where both
+    Computed as ``∫ |F_a − F_b|`` over the merged, sorted sample points, where both
     empirical distribution functions are constant between consecutive points.
 
     Args:
@@ -147,7 +147,7 @@ def wasserstein_circle(a: ArrayLike, b: ArrayLike, period: float = 2 * math.pi) 
 
     The cost of moving mass is the arc length, the shorter way round. Values
     may be any reals (angles are reduced modulo ``period``); the samples may
-    differ in size. Uses W1 = min_α ∫_0^P |F_a − F_b − α|, minimised at the
+    differ in size. Uses ``W1 = min_α ∫_0^P |F_a − F_b − α|``, minimised at the
     weighted median of F_a − F_b over the pieces between merged sample points
     (Rabin, Delon & Gousseau 2011), in O((n + m) log(n + m)).
 
@@ -287,7 +287,7 @@ def wasserstein_to_law(
 ) -> float:
     """W1 between an empirical sample and a law given by its distribution function.
 
-    The integral ∫ |F_emp − F| (on a circle: min_α ∫_0^P |F_emp − G − α|, with
+    The integral ``∫ |F_emp − F|`` (on a circle: ``min_α ∫_0^P |F_emp − G − α|``, with
     G the law wrapped onto ``[0, period)``) is taken by the midpoint rule on a
     uniform grid of ``grid`` cells merged with the sample points, so the
     empirical part is exact and the error comes only from F varying within a
