@@ -40,6 +40,7 @@ from jax import Array
 from numpyro.contrib.module import nnx_module
 from numpyro.primitives import mutable
 
+from invppl._checks import check_int
 from invppl.distributions.eta_flow import (
     ConditionalEtaFlow,
     EtaFlow,
@@ -123,7 +124,8 @@ def pose_model(
     ``low``, ``high`` ``(k,)`` bound the random transformations (see
     :func:`augmentation_bounds`). Returns the per-example loss ``(batch,)``.
     The annealing step count is NumPyro mutable state (``"pose_model$step"``),
-    advanced once per call.
+    advanced once per call (``SVI.init`` calls the model once, so the first
+    optimiser step sees step 1).
     """
     pose = nnx_module("pose_net", pose_net)
     counter = mutable("pose_model$step", {"step": jnp.zeros((), jnp.int32)})
@@ -294,8 +296,8 @@ def make_two_stage_sgm(
     low, high = augmentation_bounds(family, bounds)
     if blur < 0 or not math.isfinite(blur):
         raise ValueError(f"blur must be a finite width >= 0 in pixels, got {blur}")
-    if int(num_samples) != num_samples or num_samples < 1:
-        raise ValueError(f"num_samples must be a positive integer, got {num_samples}")
+    num_samples = check_int(num_samples, "num_samples", minimum=1)
+    blur_steps = check_int(blur_steps, "blur_steps", minimum=1)
     rngs = nnx.Rngs(seed)
     shape = (int(image_shape[0]), int(image_shape[1]), int(image_shape[2]))
     pose_net = PoseNetwork(shape, family.parameters, rngs=rngs, hidden=hidden)

@@ -18,7 +18,8 @@ def gaussian_blur(images: Array, sigma: ArrayLike, *, radius: int) -> Array:
     A separable kernel over offsets ``-radius..radius`` (zero padding),
     normalised to sum to 1. ``sigma`` may be a traced scalar, so a width annealed
     during training does not recompile; ``sigma = 0`` leaves the images unchanged.
-    Choose ``radius >= 3 * sigma`` for the largest ``sigma`` used.
+    Choose ``radius >= 3 * sigma`` for the largest ``sigma`` used. ``sigma`` is
+    not checked (it may be traced): a negative width acts as 0.
 
     >>> import jax.numpy as jnp
     >>> point = jnp.zeros((1, 9, 9, 1)).at[0, 4, 4, 0].set(1.0)

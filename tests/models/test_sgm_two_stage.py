@@ -1,0 +1,357 @@
+"""The two-stage SGM: its bounds and checks, stage 1's loss by hand, and an end-to-end fit."""
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+from jax import Array
+from numpyro.handlers import seed, substitute, trace
+from scipy import ndimage
+
+from invppl.infer import TwoStageFit, fit_two_stage
+from invppl.metrics import prototype_invariance
+from invppl.models import (
+    LearnedSymmetry,
+    TwoStageSGM,
+    augmentation_bounds,
+    make_two_stage_sgm,
+    pose_model,
+)
+from invppl.transforms import Affine, Interval, Periodic, Real, transform_family
+
+SIZE = 16
+SMALL = {"hidden": 16, "context_dim": 4, "knots": 4, "flow_layers": 1}
+
+
+def _rotate(image: np.ndarray, theta: float) -> np.ndarray:
+    """SciPy's bilinear rotation of a ``(H, W)`` image about its centre (zeros outside).
+
+    Counter-clockwise as displayed for θ > 0 (invppl's convention, y up): the output
+    pixel at offset d from the centre reads the input at R(θ)ᵀ d in (row, column) terms.
+    """
+    height, width = image.shape
+    c, s = math.cos(theta), math.sin(theta)
+    matrix = np.array([[c, s], [-s, c]])
+    centre = np.array([(height - 1) / 2, (width - 1) / 2])
+    return ndimage.affine_transform(
+        np.asarray(image, np.float64),
+        matrix,
+        offset=centre - matrix @ centre,
+        order=1,
+        mode="grid-constant",
+        cval=0.0,
+    )
+
+
+def _l_shape() -> np.ndarray:
+    """A smoothed L, well inside the inscribed circle: rotations keep it in the frame."""
+    image = np.zeros((SIZE, SIZE))
+    image[4:12, 5:8] = 1.0  # the upright
+    image[9:12, 5:11] = 1.0  # the foot
+    return ndimage.gaussian_filter(image, 0.8)
+
+
+def _rotated_ls(angles: np.ndarray) -> np.ndarray:
+    """``(n, SIZE, SIZE, 1)`` float32 copies of the L, rotated by ``angles``."""
+    shape = _l_shape()
+    return np.stack([_rotate(shape, a) for a in angles])[..., None].astype(np.float32)
+
+
+# ---------------------------------------------------------------------------
+# augmentation_bounds and make_two_stage_sgm
+
+
+def test_augmentation_bounds_default_to_the_supports() -> None:
+    low, high = augmentation_bounds(Affine(("rotation", "tx", "log_scale_x")))
+    np.testing.assert_allclose(low, [-math.pi, -1.0, -math.log(2.0)], rtol=1e-6)
+    np.testing.assert_allclose(high, [math.pi, 1.0, math.log(2.0)], rtol=1e-6)
+    family = transform_family(
+        ["rotation", "hue"], supports={"rotation": Periodic(0.0, 1.0), "hue": Periodic(-1, 3)}
+    )
+    low, high = augmentation_bounds(family, {"hue": (-0.5, 0.25)})
+    np.testing.assert_allclose(low, [0.0, -0.5])
+    np.testing.assert_allclose(high, [1.0, 0.25])
+    assert low.shape == high.shape == (2,)
+
+
+def test_augmentation_bounds_errors_are_named() -> None:
+    real = Affine(("rotation", "tx"), supports={"tx": Real()})
+    with pytest.raises(ValueError, match=r"parameter 'tx' has support Real.*give its augmentation"):
+        augmentation_bounds(real)
+    _, high = augmentation_bounds(real, {"tx": (-0.25, 0.5)})
+    np.testing.assert_allclose(high, [math.pi, 0.5])
+    family = Affine(("rotation", "tx"))
+    with pytest.raises(ValueError, match=r"bounds given for \['ty'\].*not parameters"):
+        augmentation_bounds(family, {"ty": (0.0, 1.0)})
+    for bad in [(0.5, 0.5), (0.5, -0.5), (-math.inf, 0.0), (0.0, math.nan)]:
+        with pytest.raises(ValueError, match="'tx' must be finite with high > low"):
+            augmentation_bounds(family, {"tx": bad})
+
+
+def test_make_two_stage_sgm_errors_are_named() -> None:
+    with pytest.raises(ValueError, match="image_shape must be"):
+        make_two_stage_sgm((8, 8), seed=0, **SMALL)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="image_shape must be"):
+        make_two_stage_sgm((8, 0, 1), seed=0, **SMALL)
+    for blur in (-0.5, math.inf, math.nan):
+        with pytest.raises(ValueError, match="blur must be a finite width >= 0"):
+            make_two_stage_sgm((8, 8, 1), seed=0, blur=blur, **SMALL)
+    for num_samples in (0, -1, 1.5):
+        with pytest.raises(ValueError, match="num_samples must be a positive integer"):
+            make_two_stage_sgm((8, 8, 1), seed=0, num_samples=num_samples, **SMALL)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown transformation name"):
+        make_two_stage_sgm((8, 8, 1), ("spin",), seed=0, **SMALL)
+    with pytest.raises(ValueError, match="give its augmentation bounds"):
+        make_two_stage_sgm((8, 8, 1), Affine(("tx",), supports={"tx": Real()}), seed=0, **SMALL)
+
+
+def test_make_two_stage_sgm_builds_networks_for_the_family() -> None:
+    family = Affine(("rotation", "tx"), supports={"tx": Interval(-0.5, 0.5)})
+    shape = (SIZE, SIZE, 1)
+    sgm = make_two_stage_sgm(shape, family, seed=0, bounds={"tx": (-0.1, 0.1)}, **SMALL)
+    assert isinstance(sgm, TwoStageSGM)
+    assert sgm.family is family
+    assert sgm.image_shape == shape
+    assert sgm.pose_net.supports == (Periodic(), Interval(-0.5, 0.5))
+    assert sgm.prior_flow.parameters == family.parameters
+    assert sgm.prior_flow.context_dim == 4
+    np.testing.assert_allclose(sgm.pose_model.keywords["low"], [-math.pi, -0.1], rtol=1e-6)
+    np.testing.assert_allclose(sgm.pose_model.keywords["high"], [math.pi, 0.1], rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------
+# stage 1's loss, by hand
+
+
+@dataclass(frozen=True)
+class _RecordingRotation(Affine):
+    """The rotation family, recording the η of every ``apply`` (the random draws ε)."""
+
+    names: tuple[str, ...] = ("rotation",)
+    log: list[np.ndarray] = field(default_factory=list, compare=False, hash=False)
+
+    def apply(self, images: Array, eta: Array) -> Array:
+        self.log.append(np.asarray(eta))
+        return super().apply(images, eta)
+
+
+class _CentroidPose(nnx.Module):
+    """An exactly equivariant pose: ``gain`` × the polar angle of the intensity centroid.
+
+    Rotating an image (whose content stays in the frame) about the centre by ε rotates
+    its centroid by ε, so with gain 1 this pose moves by ε too; gain 0 is "no pose".
+    """
+
+    def __init__(self, gain: float) -> None:
+        self.gain = nnx.Param(jnp.asarray(gain))
+
+    def __call__(self, images: Array) -> Array:
+        _, height, width, _ = images.shape
+        rows = jnp.arange(height, dtype=images.dtype)[:, None] - (height - 1) / 2
+        cols = jnp.arange(width, dtype=images.dtype)[None, :] - (width - 1) / 2
+        mass = images[..., 0].sum((1, 2))
+        x = (images[..., 0] * cols).sum((1, 2)) / mass
+        y = -(images[..., 0] * rows).sum((1, 2)) / mass
+        return (self.gain[...] * jnp.arctan2(y, x))[:, None]
+
+
+def _stage_one(
+    x: np.ndarray, pose_net: nnx.Module, *, blur: float, step: int | None = None, **options: Any
+) -> tuple[Array, Any, np.ndarray]:
+    """Runs pose_model once (seeded): its loss, its trace and the ε it drew."""
+    family = _RecordingRotation()
+    low, high = augmentation_bounds(family)
+    model = seed(pose_model, 0)
+    if step is not None:
+        model = substitute(model, data={"pose_model$step": {"step": jnp.asarray(step, jnp.int32)}})
+    with trace() as traced:
+        loss = model(
+            jnp.asarray(x),
+            pose_net=pose_net,
+            family=family,
+            low=low,
+            high=high,
+            blur=blur,
+            blur_steps=10,
+            **options,
+        )
+    (eps,) = family.log
+    return loss, traced, eps[:, 0]
+
+
+def _loss_by_hand(
+    x: np.ndarray, pose: Any, eps: np.ndarray, num_samples: int, sigma: float, radius: int
+) -> np.ndarray:
+    """Stage 1's loss from its formula, with SciPy's rotations and blur."""
+    batch = x.shape[0]
+    repeated = np.tile(x[..., 0], (num_samples, 1, 1)).astype(np.float64)
+    moved = np.stack([_rotate(image, e) for image, e in zip(repeated, eps, strict=True)])
+    poses = np.asarray(pose(jnp.asarray(np.concatenate([x[..., 0], moved])[..., None], x.dtype)))
+    own, of_moved = poses[:batch, 0], poses[batch:, 0]
+    # T_f(x) ∘ T_f(x_s)⁻¹ is a rotation by f(x) − f(x_s)
+    back = np.stack([_rotate(image, own[j % batch] - of_moved[j]) for j, image in enumerate(moved)])
+
+    def blurred(images: np.ndarray) -> np.ndarray:
+        if sigma == 0:
+            return images
+        return ndimage.gaussian_filter(
+            images, (0, sigma, sigma), mode="constant", truncate=radius / sigma
+        )
+
+    squared = (blurred(back) - blurred(repeated)) ** 2
+    return squared.reshape(num_samples, batch, -1).sum(-1).mean(0)
+
+
+X_SMALL = _rotated_ls(np.array([0.0, 1.0, -2.5]))
+
+
+@pytest.mark.parametrize(
+    ("blur", "step", "sigma"),
+    [(0.0, None, 0.0), (1.0, None, 1.0), (1.0, 5, 0.5), (1.0, 10, 0.0), (1.0, 20, 0.0)],
+)
+def test_pose_loss_equals_the_formula(blur: float, step: int | None, sigma: float) -> None:
+    # A random pose network; σ = blur · max(0, 1 − step / blur_steps) with blur_steps = 10,
+    # step 0 when no mutable state is given.
+    net = make_two_stage_sgm((SIZE, SIZE, 1), seed=3, **SMALL).pose_net
+    loss, traced, eps = _stage_one(X_SMALL, net, blur=blur, step=step, num_samples=2)
+    assert loss.shape == (3,)
+    assert eps.shape == (6,)
+    assert np.all((eps >= -math.pi) & (eps <= math.pi))
+    expected = _loss_by_hand(X_SMALL, net, eps, 2, sigma, math.ceil(3 * blur))
+    np.testing.assert_allclose(loss, expected, rtol=1e-4, atol=1e-5)
+    # the factor site carries −loss per example, inside the data plate
+    site = traced["pose_loss"]
+    np.testing.assert_allclose(site["fn"].log_prob(site["value"]), -loss, rtol=1e-6)
+    assert site["cond_indep_stack"][0].name == "data"
+    assert traced["pose_net$params"]["type"] == "param"
+    # the step counter is mutable state, advanced once per call
+    counter = traced["pose_model$step"]
+    assert counter["type"] == "mutable"
+    assert int(counter["value"]["step"]) == (0 if step is None else step) + 1
+
+
+def test_pose_loss_vanishes_for_an_equivariant_pose() -> None:
+    x = _rotated_ls(np.array([0.3, -1.2, 3.0]))  # X_SMALL's shapes: the ops are compiled
+    exact, _, _ = _stage_one(x, _CentroidPose(1.0), blur=0.0, num_samples=2)
+    none, _, _ = _stage_one(x, _CentroidPose(0.0), blur=0.0, num_samples=2)
+    wrong_way, _, _ = _stage_one(x, _CentroidPose(-1.0), blur=0.0, num_samples=2)
+    # with the true pose only interpolation is left (two resamplings of a smooth image)
+    assert float(exact.max()) < 0.05 * float(none.min())
+    assert float(exact.max()) < 0.05 * float(wrong_way.min())
+
+
+# ---------------------------------------------------------------------------
+# end to end: one shape, rotated
+
+
+N = 64
+POSE_STEPS = 150
+ANGLES = np.random.default_rng(0).uniform(-math.pi, math.pi, N)
+X = _rotated_ls(ANGLES)
+
+
+@dataclass(frozen=True)
+class _Fitted:
+    sgm: TwoStageSGM
+    result: TwoStageFit
+    poses: np.ndarray  # (N,) the fitted f(x) of X
+    prototype: Callable[[Array], Array]  # x ↦ x̂, compiled
+
+
+@pytest.fixture(scope="module")
+def fitted() -> _Fitted:
+    sgm = make_two_stage_sgm(
+        (SIZE, SIZE, 1), ("rotation",), seed=0, blur=1.0, blur_steps=75, **SMALL
+    )
+    result = fit_two_stage(
+        sgm,
+        {"x": X},
+        seed=0,
+        pose_steps=POSE_STEPS,
+        prior_steps=20,
+        batch_size=32,
+        pose_optimizer=optax.adam(5e-3),
+        progress=False,
+    )
+    poses = np.asarray(jax.jit(result.symmetry.pose)(jnp.asarray(X)))[:, 0]
+    return _Fitted(sgm, result, poses, jax.jit(result.symmetry.prototype))
+
+
+def test_learned_pose_is_the_true_angle_up_to_a_constant(fitted: _Fitted) -> None:
+    result = fitted.result
+    assert result.pose.steps_done == POSE_STEPS
+    assert not result.pose.stopped_early
+    assert np.all(np.isfinite(result.pose.losses))
+    assert np.mean(result.pose.losses[-20:]) < 0.2 * np.mean(result.pose.losses[:5])
+    assert np.all((fitted.poses >= -math.pi) & (fitted.poses < math.pi))
+    # f(T_a x₀) = f(x₀) + a for an equivariant pose: pose − angle is constant on the circle
+    resultant = abs(np.mean(np.exp(1j * (fitted.poses - ANGLES))))
+    assert resultant > 0.9, resultant
+
+
+def test_prototypes_are_much_more_alike_than_the_inputs(fitted: _Fitted) -> None:
+    symmetry = fitted.result.symmetry
+    eta = jnp.asarray(np.random.default_rng(1).uniform(-math.pi, math.pi, (N, 1)), jnp.float32)
+    report = prototype_invariance(fitted.prototype, jnp.asarray(X), symmetry.family, eta)
+    assert report.identity_baseline > 0.3
+    assert report.relative < 0.05 * report.identity_baseline, report.to_dict()
+    # x̂ = T_f(x)⁻¹(x): each input rotated back by its pose (SciPy's rotation)
+    prototypes = np.asarray(fitted.prototype(jnp.asarray(X)))
+    for index in range(0, N, 9):
+        expected = _rotate(X[index, ..., 0], -fitted.poses[index])
+        np.testing.assert_allclose(prototypes[index, ..., 0], expected, atol=1e-4)
+
+
+def test_step_counter_advances_once_per_svi_step(fitted: _Fitted) -> None:
+    result = fitted.result
+    # one call in SVI.init, then one per step
+    assert jax.tree.map(int, result.pose.state.mutable_state) == {
+        "pose_model$step": {"step": POSE_STEPS + 1}
+    }
+    assert result.prior.state.mutable_state is None
+
+
+def _weights(module: nnx.Module) -> Any:
+    return nnx.to_pure_dict(nnx.state(module, nnx.Param))
+
+
+def _assert_trees_equal(left: Any, right: Any) -> None:
+    assert jax.tree.structure(left) == jax.tree.structure(right)
+    for a, b in zip(jax.tree.leaves(left), jax.tree.leaves(right), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_the_learned_symmetry_holds_the_fitted_networks(fitted: _Fitted) -> None:
+    sgm, result = fitted.sgm, fitted.result
+    symmetry = result.symmetry
+    assert isinstance(symmetry, LearnedSymmetry)
+    assert symmetry.family is sgm.family
+    assert result.prior.steps_done == 20
+    assert np.all(np.isfinite(result.prior.losses))
+    # stage 2's loss is −log p(f(x) | x̂) in nats per example; the poses of one shape turned
+    # uniformly are spread evenly on the circle, whose uniform density gives log 2π
+    assert abs(np.mean(result.prior.losses[-5:]) - math.log(2 * math.pi)) < 0.1
+    assert set(result.pose.params) == {"pose_net$params"}
+    assert set(result.prior.params) == {"prior_embedding$params", "prior_flow"}
+    _assert_trees_equal(_weights(symmetry.pose_net), result.pose.params["pose_net$params"])
+    _assert_trees_equal(
+        _weights(symmetry.prior_embedding), result.prior.params["prior_embedding$params"]
+    )
+    _assert_trees_equal(
+        eqx.filter(symmetry.prior_flow, eqx.is_inexact_array), result.prior.params["prior_flow"]
+    )
+    # the networks the SGM was built with keep their initial weights
+    initial, final = _weights(sgm.pose_net), result.pose.params["pose_net$params"]
+    kernel = ("body", "head", "out", "kernel")
+    first, last = initial, final
+    for name in kernel:
+        first, last = first[name], last[name]
+    assert not np.allclose(np.asarray(first), np.asarray(last))
