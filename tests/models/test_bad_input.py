@@ -1,0 +1,52 @@
+"""Bad input to the SGM family fails before any training step, naming the problem."""
+
+import math
+
+import numpy as np
+import pytest
+
+from invppl.infer import fit
+from invppl.models import make_sgm, make_two_stage_sgm
+from invppl.transforms import Interval, transform_family
+
+SMALL = {"hidden": 8, "context_dim": 4, "knots": 4, "flow_layers": 1}
+
+
+def _images(n: int, size: int) -> np.ndarray:
+    return np.random.default_rng(0).uniform(size=(n, size, size, 1)).astype(np.float32)
+
+
+def test_images_that_do_not_fit_the_networks() -> None:
+    sgm = make_sgm((8, 8, 1), 2, ("rotation",), seed=0, **SMALL)
+    with pytest.raises(ValueError, match=r"expects inputs ending in shape \(8, 8, 1\)"):
+        fit(
+            sgm.model,
+            sgm.guide,
+            {"x": _images(16, 10)},
+            seed=0,
+            num_steps=5,
+            batch_size=8,
+            progress=False,
+        )
+
+
+def test_unknown_transformation_name() -> None:
+    with pytest.raises(ValueError, match="unknown transformation name"):
+        make_sgm((8, 8, 1), 2, ("rotation", "twist"), seed=0, **SMALL)
+    with pytest.raises(ValueError, match="unknown transformation name"):
+        make_two_stage_sgm((8, 8, 1), ("twist",), seed=0, hidden=8)
+
+
+def test_empty_eta_bounds() -> None:
+    with pytest.raises(ValueError, match="Interval is empty"):
+        transform_family(["tx"], supports={"tx": Interval(0.3, 0.3)})
+    with pytest.raises(ValueError, match="high > low"):
+        make_two_stage_sgm((8, 8, 1), ("rotation",), seed=0, bounds={"rotation": (1.0, -1.0)})
+
+
+def test_nan_in_the_data() -> None:
+    sgm = make_sgm((8, 8, 1), 2, ("rotation",), seed=0, **SMALL)
+    images = _images(16, 8)
+    images[3, 2, 2, 0] = math.nan
+    with pytest.raises(ValueError, match="NaN"):
+        fit(sgm.model, sgm.guide, {"x": images}, seed=0, num_steps=5, batch_size=8, progress=False)
