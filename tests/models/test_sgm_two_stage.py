@@ -104,9 +104,14 @@ def test_make_two_stage_sgm_errors_are_named() -> None:
     for blur in (-0.5, math.inf, math.nan):
         with pytest.raises(ValueError, match="blur must be a finite width >= 0"):
             make_two_stage_sgm((8, 8, 1), seed=0, blur=blur, **SMALL)
-    for num_samples in (0, -1, 1.5):
-        with pytest.raises(ValueError, match="num_samples must be a positive integer"):
+    for num_samples in (0, -1):
+        with pytest.raises(ValueError, match="num_samples must be at least 1"):
+            make_two_stage_sgm((8, 8, 1), seed=0, num_samples=num_samples, **SMALL)
+    for num_samples in (1.5, True):
+        with pytest.raises(TypeError, match="num_samples must be an integer"):
             make_two_stage_sgm((8, 8, 1), seed=0, num_samples=num_samples, **SMALL)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="blur_steps must be at least 1"):
+        make_two_stage_sgm((8, 8, 1), seed=0, blur_steps=-5, **SMALL)
     with pytest.raises(ValueError, match="unknown transformation name"):
         make_two_stage_sgm((8, 8, 1), ("spin",), seed=0, **SMALL)
     with pytest.raises(ValueError, match="give its augmentation bounds"):
