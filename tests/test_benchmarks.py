@@ -158,3 +158,19 @@ def test_ppl_overhead_runs_every_model(monkeypatch, capsys) -> None:
     rows = _rows(_run_ppl_overhead(monkeypatch, capsys))
     assert len(rows) == 2  # by default the VAE and the SGM
     assert all(float(row[3]) > 0 for row in rows)
+
+
+def test_augvae_vs_vae_runs(tmp_path, capsys) -> None:
+    module = runpy.run_path(str(BENCHMARKS / "augvae_vs_vae.py"), run_name="augvae_vs_vae")
+    out = tmp_path / "augvae.json"
+    arguments = ["--sizes", "16", "--seeds", "0", "--steps", "2", "--pose-steps", "2"]
+    arguments += ["--prior-steps", "2", "--batch-size", "8", "--hidden", "8"]
+    arguments += ["--latent-dim", "2", "--iwae-samples", "2", "--num-test", "8"]
+    results = module["main"]([*arguments, "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert "machine:" in printed
+    assert "AugVAE - VAE" in printed
+    (row,) = results["rows"]
+    assert row["augvae_minus_vae"] == row["augvae_test_iwae"] - row["vae_test_iwae"]
+    assert json.loads(out.read_text())["summary"]["16"]["seeds"] == 1
+    assert not list(tmp_path.glob(".tmp-*"))
