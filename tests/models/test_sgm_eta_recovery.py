@@ -8,7 +8,9 @@ offset, so per shape the learned p(η | x̂) on held-out shapes is aligned by
 the circular mean of f(x) − θ over training shapes and compared with the law
 on the circle of period 2π / order, by the 1-D Wasserstein distance on that
 circle. The distances seen are printed (``pytest -s``) and a loose bound,
-a fraction of the period, is asserted.
+a fraction of the period, is asserted. Seen (2-CPU machine, seed 0): W1 / period
+0.069 (square), 0.044 (ellipse), 0.041 (heart, W1 0.26 rad to the point mass,
+against π/2 for a uniform law), in about 2 min 20 s.
 """
 
 from __future__ import annotations
@@ -86,5 +88,6 @@ def test_two_stage_sgm_recovers_per_shape_rotation_laws() -> None:
     print(seen)
     for shape in SHAPES:
         assert seen[shape]["w1_over_period"] < BOUND[shape], (shape, seen)
-    # hearts learn no rotation: a far narrower p(η | x̂) than the rotated shapes'
-    assert seen["heart"]["circular_std"] < 0.3 * seen["square"]["circular_std"], seen
+    # hearts learn (nearly) no rotation: their aligned p(η | x̂) is far closer to the point
+    # mass at 0 than a rotation-blind uniform law on the circle, whose W1 to it is π/2
+    assert seen["heart"]["w1"] < 0.25 * (math.pi / 2), seen
