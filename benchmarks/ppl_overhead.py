@@ -28,12 +28,10 @@ the same random draws.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -49,6 +47,7 @@ from jax.scipy.stats import norm
 from numpyro.infer import SVI, Trace_ELBO
 
 from invppl.datasets import load_mnist
+from invppl.jobs import write_json
 from invppl.models import make_sgm, make_vae
 
 MODELS = ("vae", "sgm")
@@ -270,25 +269,6 @@ def _describe(model: str, args: argparse.Namespace) -> str:
 HANDWRITTEN = {"vae": vae_handwritten_step, "sgm": sgm_handwritten_step}
 
 
-def _write_json(path: Path, results: dict[str, Any]) -> None:
-    """Writes ``results`` to ``path`` atomically (a temporary file beside it, then a rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-    )
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # as open() would make it, not mkstemp's 0o600
-        with os.fdopen(descriptor, "w") as handle:
-            json.dump(results, handle, indent=2)
-            handle.write("\n")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
@@ -375,7 +355,7 @@ def main() -> None:
                 }
             )
     if args.out is not None:
-        _write_json(args.out, results)
+        write_json(results, args.out)
         print(f"\nwrote {args.out}")
 
 

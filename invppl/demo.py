@@ -6,11 +6,9 @@ and the measured round-trip errors) into the output folder.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import platform
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +17,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from invppl.datasets import load_mnist, make_dsprites
+from invppl.jobs import write_json
 from invppl.plots import image_grid, save_figure, transformation_gallery
 from invppl.transforms import Affine, Colour, CyclicRotation, Flip
 
 __all__ = ["run_transformations_demo"]
-
-
-def _write_json(data: dict[str, Any], path: Path) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".json", prefix=".tmp-")
-    with os.fdopen(handle, "w") as stream:
-        json.dump(data, stream, indent=2)
-    os.replace(temporary, path)
 
 
 def run_transformations_demo(out: str | os.PathLike[str], *, seed: int = 0) -> dict[str, Any]:
@@ -113,5 +105,5 @@ def run_transformations_demo(out: str | os.PathLike[str], *, seed: int = 0) -> d
         "composed_vs_in_turn_mean_abs_difference": float(jnp.abs(composed - in_turn).mean()),
         "machine": {"platform": platform.platform(), "jax_backend": jax.default_backend()},
     }
-    _write_json(manifest, folder / "manifest.json")
+    write_json(manifest, folder / "manifest.json")
     return manifest

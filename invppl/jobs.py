@@ -54,11 +54,24 @@ ROTATED_MNIST_LAWS: dict[int, Law] = {
 
 
 def write_json(data: Mapping[str, Any], path: Path) -> None:
-    """Writes ``data`` as JSON through a temporary file and a rename (never a partial file)."""
+    """Writes ``data`` as JSON through a temporary file and a rename (never a partial file).
+
+    The folder is created if missing; the temporary file is removed if writing fails,
+    and the result gets the permissions ``open()`` would give it.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".json", prefix=".tmp-")
-    with os.fdopen(handle, "w") as stream:
-        json.dump(data, stream, indent=2)
-    os.replace(temporary, path)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # as open() would make it, not mkstemp's 0o600
+        with os.fdopen(handle, "w") as stream:
+            json.dump(data, stream, indent=2)
+            stream.write("\n")
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 @dataclass(frozen=True)

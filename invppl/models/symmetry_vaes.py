@@ -41,8 +41,8 @@ __all__ = ["AugVAE", "InvVAE", "make_augvae", "make_invvae"]
 
 
 @dataclass(frozen=True)
-class AugVAE:
-    """A VAE and the symmetry whose resampling augments its training data."""
+class _VAEWithSymmetry:
+    """A VAE (its ``model`` and ``guide`` are the VAE's) and a learned symmetry."""
 
     vae: VAE
     symmetry: LearnedSymmetry
@@ -54,6 +54,11 @@ class AugVAE:
     @property
     def guide(self) -> Any:
         return self.vae.guide
+
+
+@dataclass(frozen=True)
+class AugVAE(_VAEWithSymmetry):
+    """A VAE and the symmetry whose resampling augments its training data."""
 
     def augment(self, key: Array, batch: Mapping[str, Array]) -> dict[str, Array]:
         """``batch`` with ``"x"`` resampled by the symmetry (``fit``'s ``augment`` hook)."""
@@ -61,19 +66,8 @@ class AugVAE:
 
 
 @dataclass(frozen=True)
-class InvVAE:
+class InvVAE(_VAEWithSymmetry):
     """A VAE over prototypes and the symmetry that moves them."""
-
-    vae: VAE
-    symmetry: LearnedSymmetry
-
-    @property
-    def model(self) -> Any:
-        return self.vae.model
-
-    @property
-    def guide(self) -> Any:
-        return self.vae.guide
 
     def data(self, x: ArrayLike, *, batch_size: int = 512) -> dict[str, np.ndarray]:
         """``{"x": prototypes}`` ``(n, H, W, C)`` of images ``x``, the InvVAE's training data."""
