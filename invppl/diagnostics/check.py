@@ -1,0 +1,214 @@
+"""``check_eta``: every η diagnostic of a fitted model/guide pair in one call.
+
+For the chosen examples x_1..x_N it
+
+1. draws η (and z) from the guide: ``tree.posterior``;
+2. runs NUTS on the model's posterior with the networks fixed:
+   ``tree.reference_posterior`` / ``tree.reference_sample_stats``, with
+   R-hat, bulk/tail ESS and divergences per example (:func:`convergence`);
+3. compares the guide with the reference per example and parameter: circular
+   or linear W1 and the coverage of the guide's central intervals
+   (:func:`compare_to_reference`);
+4. computes PSIS k̂ of the guide against the model's joint density per example
+   (:func:`pareto_khat`);
+5. runs simulation-based calibration of the amortised η posterior (:func:`sbc`).
+
+The result holds the DataTree and one summary table, a row per example and
+parameter, whose ``trusted`` column says whether the guide passes for that
+example: the reference converged, k̂ ≤ 0.7, and the guide's 90% interval holds
+at least ``min_coverage`` of the reference's mass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from jax import Array
+from xarray import DataTree
+
+from invppl.diagnostics.compare import compare_to_reference, worst_examples
+from invppl.diagnostics.convert import eta_parameters, from_guide, latent_sites
+from invppl.diagnostics.psis import KHAT_UNRELIABLE, pareto_khat
+from invppl.diagnostics.reference import convergence, reference_posterior
+from invppl.diagnostics.sbc import SBCResult, sbc
+from invppl.transforms.support import Parameter
+
+__all__ = ["EtaCheck", "check_eta"]
+
+
+@dataclass(frozen=True)
+class EtaCheck:
+    """What :func:`check_eta` found.
+
+    Attributes:
+        tree: the DataTree: ``posterior`` (guide draws), ``reference_posterior``
+            and ``reference_sample_stats`` (NUTS), ``observed_data``, ``psis``
+            (``khat``, ``ess`` per example), ``sbc`` (``ranks``) and ``fit``
+            (``loss``) when a loss history was given.
+        summary: one row per (example, parameter): ``w1``, ``ref_sd``,
+            ``w1_relative``, ``coverage_50``, ``coverage_90``, ``khat``,
+            ``psis_ess``, ``rhat``, ``ess_bulk``, ``ess_tail``, ``divergences``,
+            ``reference_converged`` and ``trusted``.
+        sbc: the calibration result (ranks and uniformity tests per parameter),
+            or None when skipped.
+        parameters: η's transformation parameters.
+    """
+
+    tree: DataTree
+    summary: pd.DataFrame
+    sbc: SBCResult | None
+    parameters: tuple[Parameter, ...]
+
+    def worst(self, n: int = 5, by: str = "w1_relative") -> pd.DataFrame:
+        """The ``n`` (example, parameter) rows the guide gets most wrong."""
+        return worst_examples(self.summary, n, by)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready digest: per-row summary, SBC table, counts of flagged examples."""
+        rows = self.summary.reset_index().replace([np.inf, -np.inf], None)
+        out: dict[str, Any] = {
+            "parameters": [p.name for p in self.parameters],
+            "examples": int(self.summary.index.get_level_values("example").nunique()),
+            "untrusted_examples": sorted(
+                int(e) for e in self.summary[~self.summary.trusted].index.get_level_values(0)
+            ),
+            "unreliable_psis_examples": sorted(
+                int(e)
+                for e in self.summary[self.summary.khat > KHAT_UNRELIABLE].index.get_level_values(0)
+            ),
+            "unconverged_reference_examples": sorted(
+                int(e)
+                for e in self.summary[~self.summary.reference_converged].index.get_level_values(0)
+            ),
+            "summary": rows.to_dict(orient="records"),
+        }
+        out = {k: sorted(set(v)) if k.endswith("_examples") else v for k, v in out.items()}
+        if self.sbc is not None:
+            out["sbc"] = {
+                "simulations": int(self.sbc.ranks.shape[0]),
+                "guide_samples": self.sbc.num_samples,
+                "tests": self.sbc.table.reset_index().to_dict(orient="records"),
+            }
+        return out
+
+
+def check_eta(
+    model: Any,
+    guide: Any,
+    params: Mapping[str, Any],
+    x: Array,
+    *,
+    parameters: Sequence[Parameter] | None = None,
+    eta_site: str = "eta",
+    examples: Sequence[int] | None = None,
+    guide_samples: int = 1000,
+    num_chains: int = 4,
+    num_warmup: int = 500,
+    num_samples: int = 500,
+    max_tree_depth: int = 8,
+    sbc_simulations: int | None = 200,
+    sbc_samples: int = 99,
+    min_coverage: float = 0.5,
+    loss: np.ndarray | None = None,
+    seed: int = 0,
+) -> EtaCheck:
+    """Checks the guide's η posterior on the examples ``x`` (see the module docs).
+
+    Args:
+        model, guide: a fitted NumPyro model/guide pair, called as ``model(x)`` and
+            ``guide(x)``, whose latent sites lie in the data plate.
+        params: the fitted parameters and mutable state (e.g.
+            ``{**result.params, **(result.state.mutable_state or {})}``).
+        x: ``(N, ...)`` the examples to check, e.g. ``(N, H, W, C)`` images.
+        parameters: η's transformation parameters (default: the η site's own).
+        eta_site: the name of η's site in both model and guide.
+        examples: labels of the examples (e.g. their indices in the test set).
+        guide_samples: guide draws per example (for W1, coverage and k̂).
+        num_chains, num_warmup, num_samples, max_tree_depth: the NUTS reference.
+        sbc_simulations: simulated examples for calibration; None skips SBC.
+        sbc_samples: guide draws per simulated example.
+        min_coverage: the least mass of the reference inside the guide's 90%
+            interval for an example to be ``trusted``.
+        loss: ``(steps,)`` the fit's loss history, kept in ``tree.fit``.
+        seed: the PRNG seed of every step.
+
+    Raises:
+        KeyError: the model or guide has no η site ``eta_site``.
+        ValueError: ``x`` has no examples, η is not ``(batch, k)``, a latent site
+            lies outside the data plate, or the model rejects ``x``'s shape.
+    """
+    x_shape = np.shape(x)
+    if len(x_shape) < 1 or x_shape[0] < 1:
+        raise ValueError(f"x must hold at least one example along its first axis, got {x_shape}")
+    if not 0 <= min_coverage <= 1:
+        raise ValueError(f"min_coverage must be in [0, 1], got {min_coverage}")
+    model_sites = latent_sites(model, params, x)
+    parameters = eta_parameters(model_sites, eta_site, parameters)
+    if eta_site not in latent_sites(guide, params, x):
+        raise KeyError(f"the guide has no latent site {eta_site!r} for η")
+    tree = from_guide(
+        guide,
+        params,
+        x,
+        parameters=parameters,
+        eta_site=eta_site,
+        num_samples=guide_samples,
+        seed=seed,
+        examples=examples,
+        loss=loss,
+    )
+    reference = reference_posterior(
+        model,
+        params,
+        x,
+        parameters=parameters,
+        eta_site=eta_site,
+        num_chains=num_chains,
+        num_warmup=num_warmup,
+        num_samples=num_samples,
+        max_tree_depth=max_tree_depth,
+        seed=seed + 1,
+        examples=examples,
+    )
+    tree["reference_posterior"] = reference["posterior"].to_dataset()
+    tree["reference_sample_stats"] = reference["sample_stats"].to_dataset()
+    converged = convergence(reference, parameters, eta_site=eta_site)
+    compared = compare_to_reference(tree, reference, parameters, eta_site=eta_site)
+    labels = tree.posterior.coords["example"].values
+    khat = pareto_khat(
+        model, guide, params, x, num_samples=guide_samples, seed=seed + 2, examples=labels
+    )
+    tree["psis"] = xr.Dataset(
+        {"khat": ("example", khat.khat.values), "ess": ("example", khat.ess.values)},
+        coords={"example": labels},
+    )
+    summary = compared.join(khat.rename(columns={"ess": "psis_ess"}).drop(columns="reliable"))
+    summary = summary.join(converged.rename(columns={"converged": "reference_converged"}))
+    summary["trusted"] = (
+        summary.reference_converged
+        & (summary.khat <= KHAT_UNRELIABLE)
+        & (summary.coverage_90 >= min_coverage)
+    )
+    calibration = None
+    if sbc_simulations is not None:
+        calibration = sbc(
+            model,
+            guide,
+            params,
+            x,
+            parameters=parameters,
+            eta_site=eta_site,
+            num_simulations=sbc_simulations,
+            num_samples=sbc_samples,
+            seed=seed + 3,
+        )
+        tree["sbc"] = xr.Dataset(
+            {"ranks": (("simulation", "parameter"), calibration.ranks)},
+            coords={"parameter": [p.name for p in parameters]},
+        )
+    return EtaCheck(tree, summary, calibration, parameters)
