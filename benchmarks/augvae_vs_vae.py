@@ -26,8 +26,9 @@ import jax
 import numpy as np
 import optax
 
+from invppl._io import write_json
 from invppl.infer import fit, fit_two_stage, iwae_bound
-from invppl.jobs import job_data, write_json
+from invppl.jobs import job_data
 from invppl.models import make_augvae, make_two_stage_sgm, make_vae
 
 

@@ -46,8 +46,8 @@ from flax import nnx
 from jax.scipy.stats import norm
 from numpyro.infer import SVI, Trace_ELBO
 
+from invppl._io import write_json
 from invppl.datasets import load_mnist
-from invppl.jobs import write_json
 from invppl.models import make_sgm, make_vae
 
 MODELS = ("vae", "sgm")

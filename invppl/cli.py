@@ -1,4 +1,4 @@
-"""The ``invppl`` command line: ``demo``, ``fit``, ``evaluate`` and ``gallery``."""
+"""The ``invppl`` command line: ``demo``, ``fit``, ``evaluate``, ``diagnose`` and ``gallery``."""
 
 from __future__ import annotations
 
@@ -48,6 +48,20 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run", help="the run folder")
     evaluate.add_argument("--iwae-samples", type=int, default=64)
 
+    diagnose = commands.add_parser(
+        "diagnose",
+        help="check the eta posterior of an SGM run folder against NUTS, PSIS and SBC",
+    )
+    diagnose.add_argument("run", help="the run folder of `invppl fit --model sgm`")
+    diagnose.add_argument("--out", help="report folder (default: RUN/diagnostics)")
+    diagnose.add_argument("--examples", type=int, default=8, help="test examples to check")
+    diagnose.add_argument("--chains", type=int, default=4, help="NUTS chains per example")
+    diagnose.add_argument("--warmup", type=int, default=500, help="NUTS warm-up steps")
+    diagnose.add_argument("--samples", type=int, default=500, help="NUTS draws per chain")
+    diagnose.add_argument("--max-tree-depth", type=int, default=8)
+    diagnose.add_argument("--guide-samples", type=int, default=1000)
+    diagnose.add_argument("--sbc-simulations", type=int, default=200)
+
     gallery = commands.add_parser(
         "gallery", help="draw every transformation family on bundled data (PNGs + JSON)"
     )
@@ -88,6 +102,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         from invppl.jobs import run_evaluate
 
         print(json.dumps(run_evaluate(args.run, iwae_samples=args.iwae_samples), indent=2))
+    elif args.command == "diagnose":
+        from invppl.jobs import run_diagnose
+
+        digest = run_diagnose(
+            args.run,
+            out=args.out,
+            examples=args.examples,
+            num_chains=args.chains,
+            num_warmup=args.warmup,
+            num_samples=args.samples,
+            max_tree_depth=args.max_tree_depth,
+            guide_samples=args.guide_samples,
+            sbc_simulations=args.sbc_simulations,
+        )
+        flagged = digest["untrusted_examples"]
+        print(f"{digest['examples']} examples checked; untrusted: {flagged or 'none'}")
+        print(f"report written to {args.out or args.run + '/diagnostics'}")
     elif args.command == "gallery":
         from invppl.demo import run_transformations_demo
 

@@ -16,8 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from invppl._io import write_json
 from invppl.datasets import load_mnist, make_dsprites
-from invppl.jobs import write_json
 from invppl.plots import image_grid, save_figure, transformation_gallery
 from invppl.transforms import Affine, Colour, CyclicRotation, Flip
 

@@ -1,4 +1,4 @@
-"""The command line's jobs: data splits, `invppl fit` and `invppl evaluate`.
+"""The command line's jobs: data splits, `invppl fit`, `invppl evaluate`, `invppl diagnose`.
 
 A fit writes a run folder: ``config.json`` (everything needed to rebuild the
 data split and the model), ``checkpoints/`` (orbax, see
@@ -7,6 +7,8 @@ data split and the model), ``checkpoints/`` (orbax, see
 last checkpoint and writes ``evaluation.json``: the test IWAE bound for the VAE
 and the jointly fitted SGM; prototype invariance and per-class circular
 Wasserstein distances of the learned rotations for the two-stage SGM.
+``invppl diagnose RUN`` checks the jointly fitted SGM's q(η | x) on test
+examples (:func:`invppl.diagnostics.check_eta`) and writes a report folder.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from invppl._checks import check_int
+from invppl._io import write_json
 from invppl.datasets import load_mnist, make_dsprites, rotated_mnist
 from invppl.datasets.laws import Law, MixtureLaw, UniformLaw
 from invppl.infer import fit, fit_two_stage, iwae_bound
@@ -37,9 +40,9 @@ __all__ = [
     "JobData",
     "job_data",
     "rotation_report",
+    "run_diagnose",
     "run_evaluate",
     "run_fit",
-    "write_json",
 ]
 
 MODELS = ("vae", "sgm", "sgm-two-stage")
@@ -51,27 +54,6 @@ ROTATED_MNIST_LAWS: dict[int, Law] = {
     7: UniformLaw(-0.5, 0.5),
 }
 """The true rotation law of each digit in the rotated-MNIST jobs and the demo."""
-
-
-def write_json(data: Mapping[str, Any], path: Path) -> None:
-    """Writes ``data`` as JSON through a temporary file and a rename (never a partial file).
-
-    The folder is created if missing; the temporary file is removed if writing fails,
-    and the result gets the permissions ``open()`` would give it.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".json", prefix=".tmp-")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # as open() would make it, not mkstemp's 0o600
-        with os.fdopen(handle, "w") as stream:
-            json.dump(data, stream, indent=2)
-            stream.write("\n")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 @dataclass(frozen=True)
@@ -322,11 +304,8 @@ def run_fit(
     return summary
 
 
-def run_evaluate(
-    run: str | os.PathLike[str], *, iwae_samples: int = 64, progress: bool = False
-) -> dict[str, Any]:
-    """Evaluates a run folder of :func:`run_fit`; returns what it writes to ``evaluation.json``."""
-    folder = Path(run)
+def _load_config(folder: Path) -> dict[str, Any]:
+    """The ``config.json`` of a run folder, checked to name a known model."""
     saved = folder / "config.json"
     if not saved.exists():
         raise FileNotFoundError(
@@ -335,6 +314,17 @@ def run_evaluate(
     config = json.loads(saved.read_text())
     if config.get("model") not in MODELS:
         raise ValueError(f"{saved} names an unknown model {config.get('model')!r}")
+    if not (folder / "checkpoints").is_dir():
+        raise FileNotFoundError(f"{folder} has no checkpoints/ folder: the fit never started")
+    return config
+
+
+def run_evaluate(
+    run: str | os.PathLike[str], *, iwae_samples: int = 64, progress: bool = False
+) -> dict[str, Any]:
+    """Evaluates a run folder of :func:`run_fit`; returns what it writes to ``evaluation.json``."""
+    folder = Path(run)
+    config = _load_config(folder)
     data = job_data(config["dataset"], seed=config["seed"], max_examples=config["max_examples"])
     built, result = _fit_all(config, data, folder, progress)  # restores; nothing left to fit
     evaluation: dict[str, Any] = {"config": config}
@@ -362,3 +352,74 @@ def run_evaluate(
         evaluation["iwae_samples"] = iwae_samples
     write_json(evaluation, folder / "evaluation.json")
     return evaluation
+
+
+def run_diagnose(
+    run: str | os.PathLike[str],
+    *,
+    out: str | os.PathLike[str] | None = None,
+    examples: int = 8,
+    num_chains: int = 4,
+    num_warmup: int = 500,
+    num_samples: int = 500,
+    max_tree_depth: int = 8,
+    guide_samples: int = 1000,
+    sbc_simulations: int = 200,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Checks the η posterior of a run folder's SGM guide on its first test examples.
+
+    Writes the report of :func:`invppl.diagnostics.report.write_report` into
+    ``out`` (default ``RUN/diagnostics``) and returns its JSON digest. Only an
+    SGM fitted by joint SVI (``invppl fit --model sgm``) has an amortised
+    q(η | x) to check.
+    """
+    from invppl.diagnostics import check_eta
+    from invppl.diagnostics.report import write_report
+
+    folder = Path(run)
+    config = _load_config(folder)
+    if config["model"] != "sgm":
+        why = (
+            "the two-stage SGM's pose network gives a point estimate f(x), not a posterior"
+            if config["model"] == "sgm-two-stage"
+            else "a VAE has no transformation η"
+        )
+        raise ValueError(
+            f"{folder} holds a {config['model']!r} fit, which has no amortised η posterior to "
+            f"check ({why}); diagnose needs an SGM fitted by joint SVI (invppl fit --model sgm)"
+        )
+    check_int(examples, "examples", minimum=1)
+    data = job_data(config["dataset"], seed=config["seed"], max_examples=config["max_examples"])
+    if examples > len(data.x_test):
+        raise ValueError(f"examples={examples} exceeds the {len(data.x_test)} test examples")
+    built, result = _fit_all(config, data, folder, progress)  # restores; nothing left to fit
+    params = {**result.params, **(result.state.mutable_state or {})}
+    check = check_eta(
+        built.model,
+        built.guide,
+        params,
+        jnp.asarray(data.x_test[:examples]),
+        guide_samples=guide_samples,
+        num_chains=num_chains,
+        num_warmup=num_warmup,
+        num_samples=num_samples,
+        max_tree_depth=max_tree_depth,
+        sbc_simulations=sbc_simulations,
+        loss=result.losses,
+        seed=config["seed"],
+    )
+    settings = {
+        "run": str(folder),
+        "config": config,
+        "steps_done": result.steps_done,
+        "nuts": {
+            "chains": num_chains,
+            "warmup": num_warmup,
+            "samples": num_samples,
+            "max_tree_depth": max_tree_depth,
+        },
+        "example_classes": [int(v) for v in data.labels_test[:examples]],
+        "example_true_angles": [float(v) for v in data.angles_test[:examples]],
+    }
+    return write_report(check, Path(out) if out is not None else folder / "diagnostics", settings)

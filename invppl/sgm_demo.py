@@ -35,8 +35,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import optax
 
+from invppl._io import write_json
 from invppl.infer import fit, fit_two_stage, iwae_bound
-from invppl.jobs import job_data, rotation_report, write_json
+from invppl.jobs import job_data, rotation_report
 from invppl.metrics import prototype_invariance
 from invppl.models import make_augvae, make_invvae, make_two_stage_sgm, make_vae
 from invppl.plots import image_grid, save_figure

@@ -12,7 +12,7 @@ def test_help_names_the_commands(capsys) -> None:
         main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for command in ("demo", "fit", "evaluate", "gallery"):
+    for command in ("demo", "fit", "evaluate", "diagnose", "gallery"):
         assert command in out
 
 
@@ -41,11 +41,38 @@ def test_fit_then_evaluate_a_vae(tmp_path, capsys) -> None:
     assert abs(evaluation["test_iwae_nats"]) < 1e6
     with pytest.raises(ValueError, match="another configuration"):
         main([*arguments[:-1], "16", *sizes])
+    with pytest.raises(ValueError, match="'vae' fit, which has no amortised η posterior"):
+        main(["diagnose", str(run)])
 
 
 def test_evaluate_needs_a_run_folder(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match=r"config\.json"):
         main(["evaluate", str(tmp_path)])
+    with pytest.raises(FileNotFoundError, match=r"config\.json"):
+        main(["diagnose", str(tmp_path)])
+
+
+def test_fit_then_diagnose_an_sgm(tmp_path, capsys) -> None:
+    run = tmp_path / "run"
+    arguments = ["fit", "--model", "sgm", "--out", str(run), "--steps", "3", "--batch-size", "8"]
+    sizes = ["--hidden", "4", "--latent-dim", "2", "--context-dim", "2", "--max-examples", "40"]
+    assert main([*arguments, *sizes, "--quiet"]) == 0
+    nuts = ["--chains", "2", "--warmup", "4", "--samples", "4", "--max-tree-depth", "2"]
+    small = ["--examples", "2", "--guide-samples", "30", "--sbc-simulations", "4", *nuts]
+    with pytest.raises(ValueError, match="examples=99 exceeds the 8 test examples"):
+        main(["diagnose", str(run), *small[2:], "--examples", "99"])
+    assert main(["diagnose", str(run), *small, "--out", str(tmp_path / "report")]) == 0
+    digest = json.loads((tmp_path / "report" / "diagnostics.json").read_text())
+    assert digest["examples"] == 2
+    assert digest["parameters"] == ["rotation"]
+    assert digest["nuts"]["chains"] == 2
+    assert digest["config"]["model"] == "sgm"
+    assert len(digest["summary"]) == 2
+    assert digest["sbc"]["simulations"] == 4
+    for name in ("summary.csv", "posteriors.png", "forest.png", "ranks.png"):
+        assert (tmp_path / "report" / name).stat().st_size > 100
+    assert not list((tmp_path / "report").glob(".tmp-*"))
+    assert "2 examples checked" in capsys.readouterr().out
 
 
 def test_gallery_writes_pictures_and_manifest(tmp_path, capsys) -> None:

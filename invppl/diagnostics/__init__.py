@@ -9,7 +9,8 @@
 - :mod:`~invppl.diagnostics.psis`: Pareto k̂ of the guide per example;
 - :mod:`~invppl.diagnostics.sbc`: simulation-based calibration;
 - :mod:`~invppl.diagnostics.check`: all of it in :func:`check_eta`;
-- :mod:`~invppl.diagnostics.plots`: posteriors, forest plot, rank histograms.
+- :mod:`~invppl.diagnostics.plots`: posteriors, forest plot, rank histograms
+  (imported on demand: ``from invppl.diagnostics.plots import plot_forest``).
 """
 
 from invppl.diagnostics.check import EtaCheck, check_eta

@@ -31,9 +31,10 @@ import xarray as xr
 from jax import Array
 from xarray import DataTree
 
+from invppl._checks import check_int
 from invppl.diagnostics.compare import compare_to_reference, worst_examples
 from invppl.diagnostics.convert import eta_parameters, from_guide, latent_sites
-from invppl.diagnostics.psis import KHAT_UNRELIABLE, pareto_khat
+from invppl.diagnostics.psis import KHAT_UNRELIABLE, MIN_SAMPLES, pareto_khat
 from invppl.diagnostics.reference import convergence, reference_posterior
 from invppl.diagnostics.sbc import SBCResult, sbc
 from invppl.transforms.support import Parameter
@@ -57,12 +58,14 @@ class EtaCheck:
         sbc: the calibration result (ranks and uniformity tests per parameter),
             or None when skipped.
         parameters: η's transformation parameters.
+        eta_site: the name of η's site.
     """
 
     tree: DataTree
     summary: pd.DataFrame
     sbc: SBCResult | None
     parameters: tuple[Parameter, ...]
+    eta_site: str = "eta"
 
     def worst(self, n: int = 5, by: str = "w1_relative") -> pd.DataFrame:
         """The ``n`` (example, parameter) rows the guide gets most wrong."""
@@ -128,8 +131,9 @@ def check_eta(
         parameters: η's transformation parameters (default: the η site's own).
         eta_site: the name of η's site in both model and guide.
         examples: labels of the examples (e.g. their indices in the test set).
-        guide_samples: guide draws per example (for W1, coverage and k̂).
-        num_chains, num_warmup, num_samples, max_tree_depth: the NUTS reference.
+        guide_samples: guide draws per example (for W1, coverage and k̂), at least 25.
+        num_chains, num_warmup, num_samples, max_tree_depth: the NUTS reference
+            (at least 2 chains: R-hat compares chains).
         sbc_simulations: simulated examples for calibration; None skips SBC.
         sbc_samples: guide draws per simulated example.
         min_coverage: the least mass of the reference inside the guide's 90%
@@ -140,13 +144,25 @@ def check_eta(
     Raises:
         KeyError: the model or guide has no η site ``eta_site``.
         ValueError: ``x`` has no examples, η is not ``(batch, k)``, a latent site
-            lies outside the data plate, or the model rejects ``x``'s shape.
+            lies outside the data plate, the model rejects ``x``'s shape, or a count
+            is out of range; all before any sampling.
     """
     x_shape = np.shape(x)
     if len(x_shape) < 1 or x_shape[0] < 1:
         raise ValueError(f"x must hold at least one example along its first axis, got {x_shape}")
     if not 0 <= min_coverage <= 1:
         raise ValueError(f"min_coverage must be in [0, 1], got {min_coverage}")
+    for name, value, low in (
+        ("guide_samples", guide_samples, MIN_SAMPLES),
+        ("num_chains", num_chains, 2),
+        ("num_warmup", num_warmup, 1),
+        ("num_samples", num_samples, 2),
+        ("max_tree_depth", max_tree_depth, 1),
+        ("sbc_samples", sbc_samples, 1),
+    ):
+        check_int(value, name, minimum=low)
+    if sbc_simulations is not None:
+        check_int(sbc_simulations, "sbc_simulations", minimum=2)
     model_sites = latent_sites(model, params, x)
     parameters = eta_parameters(model_sites, eta_site, parameters)
     if eta_site not in latent_sites(guide, params, x):
@@ -211,4 +227,4 @@ def check_eta(
             {"ranks": (("simulation", "parameter"), calibration.ranks)},
             coords={"parameter": [p.name for p in parameters]},
         )
-    return EtaCheck(tree, summary, calibration, parameters)
+    return EtaCheck(tree, summary, calibration, parameters, eta_site)

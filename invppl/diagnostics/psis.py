@@ -29,10 +29,13 @@ from numpyro import handlers
 
 from invppl._checks import check_int
 
-__all__ = ["CONSTANT_SPREAD", "KHAT_UNRELIABLE", "log_weights", "pareto_khat"]
+__all__ = ["CONSTANT_SPREAD", "KHAT_UNRELIABLE", "MIN_SAMPLES", "log_weights", "pareto_khat"]
 
 KHAT_UNRELIABLE = 0.7
 """k̂ above this marks the guide unreliable for an example (Yao et al. 2018)."""
+
+MIN_SAMPLES = 25
+"""k̂ fits the largest min(S / 5, 3 √S) weights and needs at least 5 of them: S ≥ 25."""
 
 CONSTANT_SPREAD = 1e-3
 """Log-weights spanning less than this (nats) are equal up to float error: k̂ is set to −∞."""
@@ -68,7 +71,7 @@ def log_weights(
     chunk_size: int = 100,
 ) -> np.ndarray:
     """``(batch, num_samples)`` importance log-weights log p(x_n, ·) − log q(· | x_n)."""
-    check_int(num_samples, "num_samples", minimum=2)
+    check_int(num_samples, "num_samples", minimum=MIN_SAMPLES)
     check_int(chunk_size, "chunk_size", minimum=1)
     x = jnp.asarray(x)
     batch = x.shape[0]
@@ -103,7 +106,8 @@ def pareto_khat(
         model, guide: a NumPyro model/guide pair called as ``model(x)``, ``guide(x)``.
         params: the fitted parameters (and mutable state).
         x: ``(batch, ...)`` the examples.
-        num_samples: guide draws per example (k̂ needs a few hundred at least).
+        num_samples: guide draws per example: at least 25 (the Pareto fit needs a
+            tail of 5); a few hundred or more for a k̂ worth reading.
         seed: the PRNG seed.
         examples: labels for the index (default ``0, 1, ...``).
 
@@ -125,12 +129,13 @@ def pareto_khat(
             "density is -inf or NaN at guide draws (does the guide's support match the model's?)"
         )
     # arviz-stats 1.x's psislw takes log-likelihoods (PSIS-LOO's ratios are 1 / p), so the
-    # log-weights go in negated; the smoothed log-weights come out as log-weights
-    smoothed, khat = array_stats.psislw(-weights, axis=-1)
-    khat = np.asarray(khat, dtype=float)
-    # weights equal up to float error (the guide is the posterior): no tail to fit, k̂ = −∞
-    flat = np.ptp(weights, axis=-1) < CONSTANT_SPREAD
-    khat = np.where(flat, -np.inf, khat)
+    # log-weights go in negated; the smoothed log-weights come out as log-weights.
+    # Weights equal up to float error (the guide is the posterior) have no tail to fit: k̂ = −∞.
+    smoothed = weights - np.max(weights, axis=-1, keepdims=True)
+    khat = np.full(weights.shape[0], -np.inf)
+    for row in np.flatnonzero(np.ptp(weights, axis=-1) >= CONSTANT_SPREAD):
+        row_weights, row_khat = array_stats.psislw(-weights[row], axis=-1)
+        smoothed[row], khat[row] = row_weights, float(row_khat)
     normalised = np.exp(smoothed - np.max(smoothed, axis=-1, keepdims=True))
     normalised /= normalised.sum(axis=-1, keepdims=True)
     ess = 1.0 / np.sum(normalised**2, axis=-1)

@@ -7,7 +7,6 @@ and saved atomically: written to a temporary file, then renamed.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 from jax import Array
 from matplotlib.figure import Figure
 
+from invppl._io import atomic_path
 from invppl.transforms.family import TransformFamily
 
 __all__ = ["image_grid", "save_figure", "transformation_gallery"]
@@ -93,13 +93,6 @@ def transformation_gallery(
 def save_figure(figure: Figure, path: str | os.PathLike[str], *, dpi: int = 120) -> Path:
     """Saves a figure atomically (temporary file in the same folder, then rename)."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, suffix=target.suffix, prefix=".tmp-")
-    os.close(handle)
-    try:
-        figure.savefig(temporary, dpi=dpi)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_path(target) as temporary:
+        figure.savefig(temporary, dpi=dpi, format=target.suffix.lstrip(".") or None)
     return target
