@@ -34,8 +34,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
+# one worker per core, a test module per worker (module fixtures are built once): the suite
+# is dominated by single-threaded XLA compiles, so two cores nearly halve it
 pytest: $(STAMP)
-	$(PY) -m pytest -m "not slow" --doctest-modules tests invppl
+	$(PY) -m pytest -n auto --dist loadscope -m "not slow" --doctest-modules tests invppl
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow tests

@@ -21,6 +21,7 @@ from typing import Any
 
 import arviz_base
 import jax
+import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 from jax import Array
@@ -44,20 +45,48 @@ __all__ = [
 
 
 def latent_sites(model_or_guide: Any, params: Mapping[str, Any], x: Array) -> dict[str, dict]:
-    """The latent ``sample`` sites of one run of ``model_or_guide(x)`` with ``params`` fixed.
+    """The latent ``sample`` sites of ``model_or_guide(x)`` with ``params`` fixed, by shape only.
 
-    Returns ``{name: site}`` (NumPyro trace entries) in the order they were
-    sampled, observed sites and ``numpyro.factor`` sites left out.
+    The function is traced abstractly (``jax.eval_shape``), so nothing is computed
+    or compiled. Returns ``{name: site}`` in sampling order, observed sites and
+    ``numpyro.factor`` sites left out; each site is a dict with ``"value"`` (a
+    ``jax.ShapeDtypeStruct``), ``"support"`` (the distribution's support, a
+    NumPyro constraint) and ``"distribution"`` (the distribution's class name).
+
+    Raises:
+        ValueError: the function fails on ``x`` (e.g. images of another shape than
+            its networks take), with the shape of ``x`` and the original error.
     """
-    seeded = handlers.seed(handlers.substitute(model_or_guide, data=dict(params)), 0)
-    trace = handlers.trace(seeded).get_trace(x)
-    return {
-        name: site
-        for name, site in trace.items()
-        if site["type"] == "sample"
-        and not site["is_observed"]
-        and not site.get("infer", {}).get("is_auxiliary", False)
-    }
+    found: dict[str, dict] = {}
+
+    def run(params: Mapping[str, Any], x: Array) -> int:
+        seeded = handlers.seed(handlers.substitute(model_or_guide, data=dict(params)), 0)
+        trace = handlers.trace(seeded).get_trace(x)
+        for name, site in trace.items():
+            if (
+                site["type"] == "sample"
+                and not site["is_observed"]
+                and not site.get("infer", {}).get("is_auxiliary", False)
+            ):
+                value = site["value"]
+                found[name] = {
+                    "value": jax.ShapeDtypeStruct(jnp.shape(value), jnp.result_type(value)),
+                    "support": site["fn"].support,
+                    "distribution": type(site["fn"]).__name__,
+                }
+        return 0
+
+    try:
+        jax.eval_shape(run, dict(params), x)
+    except (TypeError, ValueError, IndexError) as error:
+        name = getattr(model_or_guide, "__name__", None) or getattr(
+            getattr(model_or_guide, "func", None), "__name__", type(model_or_guide).__name__
+        )
+        raise ValueError(
+            f"{name}(x) cannot run on examples x of shape {jnp.shape(x)} (are they shaped as "
+            f"the data it was fitted on?): {type(error).__name__}: {error}"
+        ) from error
+    return found
 
 
 def eta_parameters(
@@ -77,17 +106,17 @@ def eta_parameters(
             f"{sorted(sites)} (pass eta_site= to name the right one)"
         )
     site = sites[eta_site]
-    shape = np.shape(site["value"])
+    shape = site["value"].shape
     if len(shape) != 2:
         raise ValueError(
             f"site {eta_site!r} must be (batch, k), one row of transformation parameters per "
             f"example; got shape {shape}"
         )
     if parameters is None:
-        support = site["fn"].support
+        support = site["support"]
         if not isinstance(support, EtaSupport):
             raise TypeError(
-                f"site {eta_site!r} samples from {type(site['fn']).__name__}, whose support "
+                f"site {eta_site!r} samples from {site['distribution']}, whose support "
                 "does not name the transformation parameters; pass parameters=(Parameter(...),)"
             )
         parameters = support.parameters
@@ -102,7 +131,7 @@ def eta_parameters(
 
 def _check_per_example(sites: Mapping[str, dict], batch: int) -> None:
     for name, site in sites.items():
-        shape = np.shape(site["value"])
+        shape = site["value"].shape
         if not shape or shape[0] != batch:
             raise ValueError(
                 f"latent site {name!r} has shape {shape}, not one row per example (batch "

@@ -64,12 +64,10 @@ class _Coordinates:
         self.eta_site = eta_site
         self.parameters = tuple(parameters)
         self.transforms = {
-            name: biject_to(site["fn"].support) for name, site in sites.items() if name != eta_site
+            name: biject_to(site["support"]) for name, site in sites.items() if name != eta_site
         }
         # a single example: every site is (1, ...)
-        self.shapes = {
-            name: (1, *tuple(np.shape(site["value"])[1:])) for name, site in sites.items()
-        }
+        self.shapes = {name: (1, *site["value"].shape[1:]) for name, site in sites.items()}
 
     def _eta(self, u: Array) -> tuple[Array, Array]:
         values, log_det = [], jnp.zeros(())

@@ -67,9 +67,18 @@ def simulate(
     """
     x_template = jnp.asarray(x_template)
     fixed = handlers.substitute(model, data=dict(params))
-    probe = handlers.trace(handlers.seed(fixed, 0)).get_trace(x_template)
-    observed = [n for n, s in probe.items() if s["type"] == "sample" and s["is_observed"]]
-    observed = [n for n in observed if not _is_factor(probe[n])]
+    observed: list[str] = []
+
+    def probe(x: Array) -> int:  # traced abstractly: names only, nothing computed
+        trace = handlers.trace(handlers.seed(fixed, 0)).get_trace(x)
+        observed.extend(
+            n
+            for n, s in trace.items()
+            if s["type"] == "sample" and s["is_observed"] and not _is_factor(s)
+        )
+        return 0
+
+    jax.eval_shape(probe, x_template)
     if len(observed) != 1:
         raise ValueError(
             f"simulation needs exactly one observed site (the data), the model has {observed}"
