@@ -207,15 +207,20 @@ def reference_posterior(
 
     batch = x.shape[0]
     keys = jax.random.split(jax.random.PRNGKey(seed), batch * num_chains)
-    keys = keys.reshape((batch, num_chains, *keys.shape[1:]))
-    per_chain = jax.vmap(run, in_axes=(0, None))
-    values, diverging, steps, accept = jax.jit(jax.vmap(per_chain))(keys, x[:, None])
-    # (example, chain, draw, 1, ...) → (chain, draw, example, ...)
-    draws = {k: np.moveaxis(np.asarray(v)[:, :, :, 0], 0, 2) for k, v in values.items()}
+    # one flat vmap over (example, chain) pairs traces faster than a nested one
+    repeated = jnp.repeat(x, num_chains, axis=0)[:, None]
+    values, diverging, steps, accept = jax.jit(jax.vmap(run))(keys, repeated)
+
+    def layout(a: Array) -> np.ndarray:
+        """(example · chain, draw, ...) → (chain, draw, example, ...)."""
+        flat = np.asarray(a)
+        return np.moveaxis(flat.reshape((batch, num_chains, *flat.shape[1:])), 0, 2)
+
+    draws = {k: layout(v[:, :, 0]) for k, v in values.items()}
     stats = {
-        "diverging": np.moveaxis(np.asarray(diverging), 0, 2),
-        "tree_depth": np.moveaxis(np.log2(np.asarray(steps) + 1.0), 0, 2),
-        "accept_prob": np.moveaxis(np.asarray(accept), 0, 2),
+        "diverging": layout(diverging),
+        "tree_depth": np.log2(layout(steps) + 1.0),
+        "accept_prob": layout(accept),
     }
     return to_datatree(
         draws,
