@@ -100,6 +100,31 @@ class EtaCheck:
         return out
 
 
+def _check_reference(
+    reference: DataTree,
+    eta_site: str,
+    parameters: Sequence[Parameter],
+    count: int,
+    examples: Sequence[int] | None,
+) -> None:
+    """A given reference must hold η draws of the same examples and parameters, ≥ 2 chains."""
+    if "posterior" not in reference.children or eta_site not in reference["posterior"]:
+        raise ValueError(f"reference has no posterior group with η's site {eta_site!r}")
+    eta = reference["posterior"][eta_site]
+    labels = list(range(count)) if examples is None else [int(e) for e in examples]
+    held = [int(e) for e in eta.coords["example"].values]
+    if held != labels:
+        raise ValueError(f"reference holds examples {held}, the check {labels}")
+    names = [p.name for p in parameters]
+    held_names = [str(n) for n in eta.coords["parameter"].values]
+    if held_names != names:
+        raise ValueError(f"reference has parameters {held_names}, expected {names}")
+    if "sample_stats" not in reference.children or eta.sizes["chain"] < 2:
+        raise ValueError(
+            "reference needs sample_stats and at least 2 chains (as reference_posterior gives)"
+        )
+
+
 def check_eta(
     model: Any,
     guide: Any,
@@ -118,6 +143,7 @@ def check_eta(
     sbc_samples: int = 99,
     min_coverage: float = 0.5,
     loss: np.ndarray | None = None,
+    reference: DataTree | None = None,
     seed: int = 0,
 ) -> EtaCheck:
     """Checks the guide's η posterior on the examples ``x`` (see the module docs).
@@ -139,7 +165,10 @@ def check_eta(
         min_coverage: the least mass of the reference inside the guide's 90%
             interval for an example to be ``trusted``.
         loss: ``(steps,)`` the fit's loss history, kept in ``tree.fit``.
-        seed: the PRNG seed of every step.
+        reference: a reference posterior of the same examples from an earlier
+            :func:`reference_posterior` call, to judge several guides of one model
+            against one NUTS run; the NUTS settings are then unused.
+        seed: the PRNG seed of every step (the reference runs with ``seed + 1``).
 
     Raises:
         KeyError: the model or guide has no η site ``eta_site``.
@@ -165,6 +194,8 @@ def check_eta(
         check_int(sbc_simulations, "sbc_simulations", minimum=2)
     model_sites = latent_sites(model, params, x)
     parameters = eta_parameters(model_sites, eta_site, parameters)
+    if reference is not None:
+        _check_reference(reference, eta_site, parameters, x_shape[0], examples)
     if eta_site not in latent_sites(guide, params, x):
         raise KeyError(f"the guide has no latent site {eta_site!r} for η")
     tree = from_guide(
@@ -178,19 +209,20 @@ def check_eta(
         examples=examples,
         loss=loss,
     )
-    reference = reference_posterior(
-        model,
-        params,
-        x,
-        parameters=parameters,
-        eta_site=eta_site,
-        num_chains=num_chains,
-        num_warmup=num_warmup,
-        num_samples=num_samples,
-        max_tree_depth=max_tree_depth,
-        seed=seed + 1,
-        examples=examples,
-    )
+    if reference is None:
+        reference = reference_posterior(
+            model,
+            params,
+            x,
+            parameters=parameters,
+            eta_site=eta_site,
+            num_chains=num_chains,
+            num_warmup=num_warmup,
+            num_samples=num_samples,
+            max_tree_depth=max_tree_depth,
+            seed=seed + 1,
+            examples=examples,
+        )
     tree["reference_posterior"] = reference["posterior"].to_dataset()
     tree["reference_sample_stats"] = reference["sample_stats"].to_dataset()
     converged = convergence(reference, parameters, eta_site=eta_site)

@@ -1,21 +1,16 @@
 """The NUTS reference against the closed form, and check_eta end to end on the point cloud.
 
-Everything here shares one NUTS reference of the four point-cloud examples: a
-reference run costs ~20 s of CPU, nearly all of it compilation (each call
-builds and compiles a fresh program), and pytest-xdist (``--dist loadscope``)
-keeps one module on one worker. The reference depends only on the model, the
-parameters it reads, the data and the sampler settings, never on the guide,
-so check_eta's reference runs go through a memo on exactly those arguments:
-the exact, over-confident and SVI-fitted guides are all judged against the
-run that the reference tests check against the closed-form posterior.
+Everything here shares one NUTS reference of the four point-cloud examples (a
+run costs ~20 s of CPU, nearly all of it compilation): the reference tests
+check it against the closed-form posterior, and the exact, over-confident and
+SVI-fitted guides are judged against it through ``check_eta(reference=...)``.
+pytest-xdist (``--dist loadscope``) keeps the module on one worker.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
@@ -25,69 +20,22 @@ import numpyro
 import numpyro.distributions as dist
 import optax
 import pytest
-from numpyro import handlers
 from numpyro.infer import SVI, TraceGraph_ELBO
 from scipy import special
 from xarray import DataTree
 
-import invppl.diagnostics.check
 from invppl.diagnostics import EtaCheck, check_eta, convergence, reference_posterior
 from invppl.metrics import wasserstein_to_law
 from tests.diagnostics import pointcloud as pc
 
 TWO_PI = 2 * math.pi
-# the NUTS settings of the reference and of every check_eta(seed=0) here (check_eta
-# passes seed + 1 to reference_posterior)
 NUTS = {"num_chains": 4, "num_warmup": 300, "num_samples": 1000}
-REFERENCE_SEED = 1
-
-_SIGNATURE = inspect.signature(reference_posterior)
-
-
-def _array_key(value: Any) -> tuple:
-    array = np.asarray(value)
-    return array.shape, str(array.dtype), array.tobytes()
-
-
-def _key(*args: Any, **kwargs: Any) -> tuple:
-    bound = _SIGNATURE.bind(*args, **kwargs)
-    bound.apply_defaults()
-    arguments = bound.arguments
-    # only the parameters the model reads matter (check_eta passes the guide's too)
-    trace = handlers.trace(handlers.seed(arguments["model"], 0)).get_trace(arguments["x"])
-    read = sorted(name for name, site in trace.items() if site["type"] == "param")
-    key: list[tuple] = [("params", tuple((k, _array_key(arguments["params"][k])) for k in read))]
-    for name, value in arguments.items():
-        if name == "x":
-            key.append((name, _array_key(value)))
-        elif name == "model":
-            key.append((name, id(value)))
-        elif name != "params":
-            key.append((name, repr(value)))
-    return tuple(key)
 
 
 @pytest.fixture(scope="module")
-def cached_reference() -> Iterator[Callable[..., DataTree]]:
-    """:func:`reference_posterior` memoised on its arguments; check_eta calls it too."""
-    cache: dict[tuple, DataTree] = {}
-
-    def run(*args: Any, **kwargs: Any) -> DataTree:
-        key = _key(*args, **kwargs)
-        if key not in cache:
-            cache[key] = reference_posterior(*args, **kwargs)
-        return cache[key]
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(invppl.diagnostics.check, "reference_posterior", run)
-        yield run
-    assert len(cache) == 1, "every reference run here should be the same one"
-
-
-@pytest.fixture(scope="module")
-def reference(x: np.ndarray, cached_reference: Callable[..., DataTree]) -> DataTree:
-    """The NUTS reference for :func:`x`, as ``check_eta(..., seed=0)`` computes it."""
-    return cached_reference(pc.model, {}, x, parameters=pc.PARAMETERS, seed=REFERENCE_SEED, **NUTS)
+def reference(x: np.ndarray) -> DataTree:
+    """The NUTS reference of the four examples :func:`x`."""
+    return reference_posterior(pc.model, {}, x, parameters=pc.PARAMETERS, seed=1, **NUTS)
 
 
 # ---------------------------------------------------------------- the reference
@@ -165,8 +113,8 @@ SUMMARY = [
 ]
 
 
-def check(guide: Any, params: dict, x: np.ndarray, **kwargs: Any) -> EtaCheck:
-    # seed 0: check_eta's reference run is the module's (seed + 1 = REFERENCE_SEED)
+def check(guide: Any, params: dict, x: np.ndarray, reference: DataTree, **kwargs: Any) -> EtaCheck:
+    """check_eta against the module's NUTS run (no second reference)."""
     return check_eta(
         pc.model,
         guide,
@@ -174,20 +122,21 @@ def check(guide: Any, params: dict, x: np.ndarray, **kwargs: Any) -> EtaCheck:
         x,
         parameters=pc.PARAMETERS,
         guide_samples=1000,
+        reference=reference,
         seed=0,
-        **NUTS,
         **kwargs,
     )
 
 
 @pytest.fixture(scope="module")
 def exact(x: np.ndarray, reference: DataTree) -> EtaCheck:
-    return check(pc.make_guide(), {}, x, sbc_simulations=200, loss=np.array([3.0, 2.0, 1.5]))
+    loss = np.array([3.0, 2.0, 1.5])
+    return check(pc.make_guide(), {}, x, reference, sbc_simulations=200, loss=loss)
 
 
 @pytest.fixture(scope="module")
 def over_confident(x: np.ndarray, reference: DataTree) -> EtaCheck:
-    return check(pc.make_guide(10.0), {}, x, sbc_simulations=200)
+    return check(pc.make_guide(10.0), {}, x, reference, sbc_simulations=200)
 
 
 # ---------------------------------------------------------------- check_eta
@@ -312,7 +261,7 @@ def test_fitted_guide_is_trusted(
     fitted: tuple[dict[str, jax.Array], np.ndarray], x: np.ndarray, reference: DataTree
 ) -> None:
     params, losses = fitted
-    result = check(amortised_guide, params, x, sbc_simulations=None, loss=losses)
+    result = check(amortised_guide, params, x, reference, sbc_simulations=None, loss=losses)
     assert result.sbc is None
     assert "sbc" not in result.tree.children
     assert result.summary.trusted.sum() >= 3, result.summary
@@ -325,3 +274,10 @@ def test_fitted_guide_is_trusted(
         w1 = wasserstein_to_law(eta[:, n], pc.posterior_cdf(m[n], kappa[n]), period=2 * math.pi)
         assert w1 < 0.08, (n, w1)
     assert "sbc" not in result.to_dict()
+
+
+def test_a_given_reference_must_match(x: np.ndarray, reference: DataTree) -> None:
+    with pytest.raises(ValueError, match=r"reference holds examples \[0, 1, 2, 3\], the check"):
+        check(pc.make_guide(), {}, x[:2], reference, sbc_simulations=None)
+    with pytest.raises(ValueError, match="reference holds examples"):
+        check(pc.make_guide(), {}, x, reference, examples=[5, 6, 7, 8], sbc_simulations=None)
