@@ -41,8 +41,8 @@ def central_interval(
 ) -> tuple[float, float]:
     """The central ``prob`` interval of 1-D ``draws``; on a circle, around their circular mean.
 
-    On a circle the bounds are returned unwrapped (``low`` may exceed
-    ``high`` after wrapping); test membership with :func:`_inside`.
+    On a circle the bounds are returned unwrapped, around the circular mean
+    (``low`` may lie below the support's start or ``high`` above its end).
     """
     if not 0 < prob < 1:
         raise ValueError(f"prob must be in (0, 1), got {prob}")

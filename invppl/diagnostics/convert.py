@@ -32,7 +32,7 @@ from xarray import DataTree
 
 from invppl._checks import check_int
 from invppl.distributions.eta_flow import EtaSupport
-from invppl.transforms.support import Parameter
+from invppl.transforms.support import Discrete, Parameter
 
 __all__ = [
     "eta_parameters",
@@ -121,6 +121,12 @@ def eta_parameters(
             )
         parameters = support.parameters
     parameters = tuple(parameters)
+    discrete = [p.name for p in parameters if isinstance(p.support, Discrete)]
+    if discrete:
+        raise TypeError(
+            f"parameters {discrete} have Discrete supports; the diagnostics handle continuous "
+            "η (Interval, Periodic, Real) only"
+        )
     if len(parameters) != shape[1]:
         raise ValueError(
             f"site {eta_site!r} has {shape[1]} coordinates but {len(parameters)} parameters "

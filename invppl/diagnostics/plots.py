@@ -1,6 +1,7 @@
 """Pictures of an :class:`~invppl.diagnostics.EtaCheck`: posteriors, forest plot, rank histograms.
 
-Each function returns a matplotlib ``Figure`` and draws nothing else; periodic
+Each function returns a matplotlib ``Figure`` built with the object API (no
+pyplot state, nothing displayed until the caller shows or saves it); periodic
 parameters are drawn on their circle's interval (histograms) or around the
 guide's circular mean (intervals).
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 from scipy.stats import binom
@@ -64,7 +64,8 @@ def plot_eta_posteriors(
     p = _parameter(check, parameter)
     columns = min(4, len(chosen))
     rows = math.ceil(len(chosen) / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.4 * rows), squeeze=False)
+    fig = Figure(figsize=(3.2 * columns, 2.4 * rows))
+    axes = fig.subplots(rows, columns, squeeze=False)
     support = p.support
     if isinstance(support, Periodic | Interval):
         edges = np.linspace(support.low, support.high, bins + 1)
@@ -82,7 +83,9 @@ def plot_eta_posteriors(
         ax.hist(guide, bins=grid, density=True, histtype="step", color="C0", lw=1.5, label="guide")
         row = check.summary.loc[(example, p.name)]
         flag = "" if row.reference_converged else " (ref. not conv.)"
-        ax.set_title(f"ex. {example}: W1 {row.w1:.2f}, k̂ {row.khat:.2f}{flag}", fontsize=8)
+        ax.set_title(
+            rf"ex. {example}: W1 {row.w1:.2f}, $\hat{{k}}$ {row.khat:.2f}{flag}", fontsize=8
+        )
         ax.set_yticks([])
         ax.tick_params(labelsize=7)
     for ax in axes.ravel()[len(chosen) :]:
@@ -104,13 +107,15 @@ def plot_forest(
     """Per example, the guide's and the reference's central intervals of one parameter.
 
     Thick bars are the ``probs[0]`` intervals, thin ones ``probs[1]``, dots the
-    medians (on a circle: the circular means, intervals around them, drawn
-    relative to the reference's circular mean so the seam never cuts a bar).
+    medians (on a circle: each sample's intervals are taken around its own
+    circular mean and drawn relative to the reference's, so the seam never cuts
+    a bar and a guide half a turn away shows as such).
     """
     chosen = _examples(check, examples, max_examples)
     p = _parameter(check, parameter)
     period = p.support.period if isinstance(p.support, Periodic) else None
-    fig, ax = plt.subplots(figsize=(5, 0.32 * len(chosen) + 1.2))
+    fig = Figure(figsize=(5, 0.32 * len(chosen) + 1.2))
+    ax = fig.subplots()
     for row, example in enumerate(chosen):
         reference = _draws(check, "reference_posterior", example, p.name)
         anchor = 0.0
@@ -122,14 +127,20 @@ def plot_forest(
             (-0.15, "reference_posterior", "0.4"),
         ):
             draws = _draws(check, group, example, p.name)
+            shift = 0.0
             if period is not None:
-                draws = np.mod(draws - anchor + period / 2, period) - period / 2
-            inner = central_interval(draws, probs[0])
-            outer = central_interval(draws, probs[1])
+                # each sample around its own circular mean, then placed relative to the
+                # reference's: a bar is never cut by the seam
+                low, high = central_interval(draws, 0.5, period)
+                own = (low + high) / 2
+                draws = np.mod(draws - own + period / 2, period) - period / 2
+                shift = float(np.mod(own - anchor + period / 2, period) - period / 2)
+            inner = np.add(central_interval(draws, probs[0]), shift)
+            outer = np.add(central_interval(draws, probs[1]), shift)
             y = row + offset
             ax.plot(outer, [y, y], color=colour, lw=1)
             ax.plot(inner, [y, y], color=colour, lw=3.5)
-            ax.plot(np.median(draws), y, "o", color=colour, ms=3.5)
+            ax.plot(np.median(draws) + shift, y, "o", color=colour, ms=3.5)
     ax.plot([], [], color="C0", lw=3.5, label="guide")
     ax.plot([], [], color="0.4", lw=3.5, label="NUTS reference")
     ax.set_yticks(range(len(chosen)), [str(e) for e in chosen])
@@ -151,7 +162,8 @@ def plot_ranks(check: EtaCheck, *, band: float = 0.99) -> Figure:
         raise ValueError("the check ran without simulation-based calibration (sbc_simulations)")
     result = check.sbc
     count = len(result.parameters)
-    fig, axes = plt.subplots(1, count, figsize=(3.6 * count, 2.6), squeeze=False)
+    fig = Figure(figsize=(3.6 * count, 2.6))
+    axes = fig.subplots(1, count, squeeze=False)
     simulations = result.ranks.shape[0]
     for ax, p in zip(axes.ravel(), result.parameters, strict=True):
         counts = result.histogram(p.name)

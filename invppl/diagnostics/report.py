@@ -16,8 +16,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
-
 from invppl._io import write_json, write_text
 from invppl.diagnostics.check import EtaCheck
 from invppl.diagnostics.plots import plot_eta_posteriors, plot_forest, plot_ranks
@@ -42,5 +40,4 @@ def write_report(
         figures["ranks.png"] = plot_ranks(check)
     for name, figure in figures.items():
         save_figure(figure, target / name)
-        plt.close(figure)
     return digest

@@ -108,6 +108,7 @@ class SBCResult:
         parameters: the k parameters.
         table: per parameter ``p_value`` (ArviZ uniformity test of the randomised
             PIT), ``chi2_p_value`` (χ² on ``bins`` rank bins) and ``mean_pit``.
+        bins: the number of equal-width bins of the rank histogram.
     """
 
     ranks: np.ndarray

@@ -281,3 +281,11 @@ def test_a_given_reference_must_match(x: np.ndarray, reference: DataTree) -> Non
         check(pc.make_guide(), {}, x[:2], reference, sbc_simulations=None)
     with pytest.raises(ValueError, match="reference holds examples"):
         check(pc.make_guide(), {}, x, reference, examples=[5, 6, 7, 8], sbc_simulations=None)
+
+
+def test_the_check_hands_its_reference_on(exact: EtaCheck, reference: DataTree) -> None:
+    handed = exact.reference
+    np.testing.assert_array_equal(handed.posterior["eta"].values, reference.posterior["eta"].values)
+    np.testing.assert_array_equal(
+        handed.sample_stats["diverging"].values, reference.sample_stats["diverging"].values
+    )
