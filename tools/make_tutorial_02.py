@@ -10,13 +10,10 @@ without changes rewrites the same file.
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import sys
 from pathlib import Path
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+import notebook_cells  # tools/notebook_cells.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / "tutorials" / "02_sgm_rotated_mnist.ipynb"
@@ -573,38 +570,5 @@ print(f"the whole notebook ran in {time.perf_counter() - started:.0f} s")""",
 ]
 
 
-def cell_id(index: int, source: str) -> str:
-    """A stable id from the cell's position and text."""
-    return hashlib.sha256(f"{index}:{source}".encode()).hexdigest()[:8]
-
-
-def build() -> nbformat.NotebookNode:
-    cells = []
-    for index, (kind, source) in enumerate(CELLS):
-        make = new_markdown_cell if kind == "markdown" else new_code_cell
-        cell = make(source, id=cell_id(index, source))
-        if kind == "code" and source.startswith("import "):
-            # importing the libraries may warn on stderr (e.g. tqdm without ipywidgets)
-            cell.metadata["tags"] = ["remove-stderr"]
-        cells.append(cell)
-    notebook = new_notebook(cells=cells)
-    notebook.metadata = {
-        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-        "language_info": {"name": "python"},
-    }
-    return notebook
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, default=TARGET)
-    args = parser.parse_args()
-    notebook = build()
-    nbformat.validate(notebook)
-    nbformat.write(notebook, args.out)
-    print(f"wrote {args.out}")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(notebook_cells.main(CELLS, TARGET, __doc__))
