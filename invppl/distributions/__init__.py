@@ -7,6 +7,8 @@
   :func:`sample_eta` registers the flow's weights and samples in one call.
 - :class:`DiscreteRotationMixture` and :func:`categorical_eta`: for discrete
   symmetries (multiples of 2π/n, group-element indices).
+- :class:`ForestPrior` and :func:`forest_structure`: the correlated prior of
+  Tang et al. (2019) over the latent codes of a forest's nodes.
 - :func:`image_likelihood`, :func:`likelihood_distribution`,
   :class:`ContinuousBernoulli`: observation sites p(x | x̂, η).
 """
@@ -25,6 +27,12 @@ from invppl.distributions.eta_flow import (
     sample_eta,
     with_fitted_flow,
 )
+from invppl.distributions.forest_prior import (
+    Forest,
+    ForestPrior,
+    TauLayout,
+    forest_structure,
+)
 from invppl.distributions.likelihood import (
     KINDS,
     ContinuousBernoulli,
@@ -39,8 +47,12 @@ __all__ = [
     "DiscreteRotationMixture",
     "EtaFlow",
     "EtaSupport",
+    "Forest",
+    "ForestPrior",
+    "TauLayout",
     "categorical_eta",
     "eta_flow",
+    "forest_structure",
     "group_angles",
     "image_likelihood",
     "likelihood_distribution",
