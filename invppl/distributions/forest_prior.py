@@ -14,7 +14,7 @@ normals' ratios). Per dimension, with ρ = τ,
     log p(z_i, z_j) / (p(z_i) p(z_j))
         = −½ log(1 − ρ²) − (ρ² z_i² − 2ρ z_i z_j + ρ² z_j²) / (2 (1 − ρ²)),
 
-so :meth:`ForestPrior.log_prob` costs O((n + |E|) · d). Dimensions are
+so :meth:`ForestPrior.log_prob` costs O((n + ``|E|``) · d). Dimensions are
 independent; within one dimension the covariance is
 
     Σ_ij = Π_{e on the tree path i ~ j} τ_e,   and 0 across components,
@@ -119,7 +119,7 @@ class Forest:
 
     @property
     def num_edges(self) -> int:
-        """|E|."""
+        """The number of edges, ``|E|``."""
         return int(self.edges.shape[0])
 
     @property
