@@ -9,6 +9,9 @@
   symmetries (multiples of 2π/n, group-element indices).
 - :class:`ForestPrior` and :func:`forest_structure`: the correlated prior of
   Tang et al. (2019) over the latent codes of a forest's nodes.
+- :func:`gaussian_kl_standard`, :func:`bivariate_kl`, :func:`edge_kl_term`,
+  :func:`independent_edge_kl_term` and :class:`PairCorrelation`: the closed-form
+  KL terms and the symmetric pair-correlation network of the Correlated VAE ELBO.
 - :func:`image_likelihood`, :func:`likelihood_distribution`,
   :class:`ContinuousBernoulli`: observation sites p(x | x̂, η).
 """
@@ -39,6 +42,13 @@ from invppl.distributions.likelihood import (
     image_likelihood,
     likelihood_distribution,
 )
+from invppl.distributions.pairwise_kl import (
+    PairCorrelation,
+    bivariate_kl,
+    edge_kl_term,
+    gaussian_kl_standard,
+    independent_edge_kl_term,
+)
 
 __all__ = [
     "KINDS",
@@ -49,12 +59,17 @@ __all__ = [
     "EtaSupport",
     "Forest",
     "ForestPrior",
+    "PairCorrelation",
     "TauLayout",
+    "bivariate_kl",
     "categorical_eta",
+    "edge_kl_term",
     "eta_flow",
     "forest_structure",
+    "gaussian_kl_standard",
     "group_angles",
     "image_likelihood",
+    "independent_edge_kl_term",
     "likelihood_distribution",
     "register_eta_flow",
     "sample_eta",
