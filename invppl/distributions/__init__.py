@@ -8,7 +8,9 @@
 - :class:`DiscreteRotationMixture` and :func:`categorical_eta`: for discrete
   symmetries (multiples of 2π/n, group-element indices).
 - :class:`ForestPrior` and :func:`forest_structure`: the correlated prior of
-  Tang et al. (2019) over the latent codes of a forest's nodes.
+  Tang et al. (2019) over the latent codes of a forest's nodes;
+  :func:`spanning_tree_edge_weights`: the uniform-spanning-tree edge weights
+  that extend its objective to cyclic graphs.
 - :func:`gaussian_kl_standard`, :func:`bivariate_kl`, :func:`edge_kl_term`,
   :func:`independent_edge_kl_term` and :class:`PairCorrelation`: the closed-form
   KL terms and the symmetric pair-correlation network of the Correlated VAE ELBO.
@@ -49,6 +51,7 @@ from invppl.distributions.pairwise_kl import (
     gaussian_kl_standard,
     independent_edge_kl_term,
 )
+from invppl.distributions.spanning_tree import spanning_tree_edge_weights
 
 __all__ = [
     "KINDS",
@@ -73,5 +76,6 @@ __all__ = [
     "likelihood_distribution",
     "register_eta_flow",
     "sample_eta",
+    "spanning_tree_edge_weights",
     "with_fitted_flow",
 ]

@@ -182,6 +182,39 @@ def _tree_path(adjacency: list[list[int]], start: int, goal: int) -> list[int]:
     return path[::-1]
 
 
+def _checked_edges(edges: ArrayLike | Sequence[Sequence[int]], num_nodes: int) -> np.ndarray:
+    """``edges`` as ``(|E|, 2)`` int64 after the shape, range, self-loop and duplicate checks.
+
+    Shared by :func:`forest_structure` and
+    :func:`~invppl.distributions.spanning_tree.spanning_tree_edge_weights`.
+    """
+    array = _as_edge_array(edges)
+    bad = np.flatnonzero(((array < 0) | (array >= num_nodes)).any(axis=1))
+    if bad.size:
+        index = int(bad[0])
+        raise ValueError(
+            f"edge {index} = {tuple(array[index].tolist())} has a node id outside "
+            f"0..{num_nodes - 1} (num_nodes={num_nodes})"
+        )
+    loops = np.flatnonzero(array[:, 0] == array[:, 1])
+    if loops.size:
+        index = int(loops[0])
+        raise ValueError(
+            f"edge {index} = {tuple(array[index].tolist())} is a self-loop on node "
+            f"{int(array[index, 0])}; edges must join two distinct nodes"
+        )
+    seen: dict[tuple[int, int], int] = {}
+    for index, pair in enumerate(map(tuple, np.sort(array, axis=1).tolist())):
+        if pair in seen:
+            first = seen[pair]
+            raise ValueError(
+                f"edge {index} = {tuple(array[index].tolist())} duplicates edge {first} = "
+                f"{tuple(array[first].tolist())} (edges are undirected); give each edge once"
+            )
+        seen[pair] = index
+    return array
+
+
 def forest_structure(edges: ArrayLike | Sequence[Sequence[int]], num_nodes: int) -> Forest:
     """Checks that ``edges`` form a forest on ``num_nodes`` nodes and roots every tree.
 
@@ -204,32 +237,7 @@ def forest_structure(edges: ArrayLike | Sequence[Sequence[int]], num_nodes: int)
     [-1, 0, 1, -1]
     """
     num_nodes = check_int(num_nodes, "num_nodes", minimum=1)
-    array = _as_edge_array(edges)
-
-    bad = np.flatnonzero(((array < 0) | (array >= num_nodes)).any(axis=1))
-    if bad.size:
-        index = int(bad[0])
-        raise ValueError(
-            f"edge {index} = {tuple(array[index].tolist())} has a node id outside "
-            f"0..{num_nodes - 1} (num_nodes={num_nodes})"
-        )
-    loops = np.flatnonzero(array[:, 0] == array[:, 1])
-    if loops.size:
-        index = int(loops[0])
-        raise ValueError(
-            f"edge {index} = {tuple(array[index].tolist())} is a self-loop on node "
-            f"{int(array[index, 0])}; a forest prior's edges join two distinct nodes"
-        )
-    undirected = np.sort(array, axis=1)
-    seen: dict[tuple[int, int], int] = {}
-    for index, pair in enumerate(map(tuple, undirected.tolist())):
-        if pair in seen:
-            first = seen[pair]
-            raise ValueError(
-                f"edge {index} = {tuple(array[index].tolist())} duplicates edge {first} = "
-                f"{tuple(array[first].tolist())} (edges are undirected); give each edge once"
-            )
-        seen[pair] = index
+    array = _checked_edges(edges, num_nodes)
 
     # cycles: union-find; an edge joining two nodes already connected closes a cycle
     component = list(range(num_nodes))
