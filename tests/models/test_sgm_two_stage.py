@@ -26,29 +26,10 @@ from invppl.models import (
     pose_model,
 )
 from invppl.transforms import Affine, Interval, Periodic, Real, transform_family
+from tests.models.scipy_rotation import rotate
 
 SIZE = 16
 SMALL = {"hidden": 16, "context_dim": 4, "knots": 4, "flow_layers": 1}
-
-
-def _rotate(image: np.ndarray, theta: float) -> np.ndarray:
-    """SciPy's bilinear rotation of a ``(H, W)`` image about its centre (zeros outside).
-
-    Counter-clockwise as displayed for θ > 0 (invppl's convention, y up): the output
-    pixel at offset d from the centre reads the input at R(θ)ᵀ d in (row, column) terms.
-    """
-    height, width = image.shape
-    c, s = math.cos(theta), math.sin(theta)
-    matrix = np.array([[c, s], [-s, c]])
-    centre = np.array([(height - 1) / 2, (width - 1) / 2])
-    return ndimage.affine_transform(
-        np.asarray(image, np.float64),
-        matrix,
-        offset=centre - matrix @ centre,
-        order=1,
-        mode="grid-constant",
-        cval=0.0,
-    )
 
 
 def _l_shape() -> np.ndarray:
@@ -62,7 +43,7 @@ def _l_shape() -> np.ndarray:
 def _rotated_ls(angles: np.ndarray) -> np.ndarray:
     """``(n, SIZE, SIZE, 1)`` float32 copies of the L, rotated by ``angles``."""
     shape = _l_shape()
-    return np.stack([_rotate(shape, a) for a in angles])[..., None].astype(np.float32)
+    return np.stack([rotate(shape, a) for a in angles])[..., None].astype(np.float32)
 
 
 # ---------------------------------------------------------------------------
@@ -198,11 +179,11 @@ def _loss_by_hand(
     """Stage 1's loss from its formula, with SciPy's rotations and blur."""
     batch = x.shape[0]
     repeated = np.tile(x[..., 0], (num_samples, 1, 1)).astype(np.float64)
-    moved = np.stack([_rotate(image, e) for image, e in zip(repeated, eps, strict=True)])
+    moved = np.stack([rotate(image, e) for image, e in zip(repeated, eps, strict=True)])
     poses = np.asarray(pose(jnp.asarray(np.concatenate([x[..., 0], moved])[..., None], x.dtype)))
     own, of_moved = poses[:batch, 0], poses[batch:, 0]
     # T_f(x) ∘ T_f(x_s)⁻¹ is a rotation by f(x) − f(x_s)
-    back = np.stack([_rotate(image, own[j % batch] - of_moved[j]) for j, image in enumerate(moved)])
+    back = np.stack([rotate(image, own[j % batch] - of_moved[j]) for j, image in enumerate(moved)])
 
     def blurred(images: np.ndarray) -> np.ndarray:
         if sigma == 0:
@@ -311,7 +292,7 @@ def test_prototypes_are_much_more_alike_than_the_inputs(fitted: _Fitted) -> None
     # x̂ = T_f(x)⁻¹(x): each input rotated back by its pose (SciPy's rotation)
     prototypes = np.asarray(fitted.prototype(jnp.asarray(X)))
     for index in range(0, N, 9):
-        expected = _rotate(X[index, ..., 0], -fitted.poses[index])
+        expected = rotate(X[index, ..., 0], -fitted.poses[index])
         np.testing.assert_allclose(prototypes[index, ..., 0], expected, atol=1e-4)
 
 

@@ -23,6 +23,7 @@ from invppl.models import (
     make_two_stage_sgm,
 )
 from invppl.nn import with_fitted_params
+from tests.models.scipy_rotation import rotate
 
 # The sizes of tests/models/test_sgm_two_stage.py: a whole test run compiles their ops once.
 SHAPE = (16, 16, 1)
@@ -45,21 +46,6 @@ def _images(n: int, seed_: int) -> np.ndarray:
     images = np.zeros((n, 16, 16))
     images[:, 5:11, 5:11] = rng.uniform(size=(n, 6, 6))
     return ndimage.gaussian_filter(images, (0, 0.7, 0.7))[..., None].astype(np.float32)
-
-
-def _rotate(image: np.ndarray, theta: float) -> np.ndarray:
-    """SciPy's bilinear rotation about the centre, counter-clockwise as displayed (y up)."""
-    height, width = image.shape
-    c, s = math.cos(theta), math.sin(theta)
-    matrix = np.array([[c, s], [-s, c]])
-    centre = np.array([(height - 1) / 2, (width - 1) / 2])
-    return ndimage.affine_transform(
-        np.asarray(image, np.float64),
-        matrix,
-        offset=centre - matrix @ centre,
-        order=1,
-        mode="grid-constant",
-    )
 
 
 X = _images(6, 0)
@@ -98,7 +84,7 @@ def test_augvae_augment_is_the_symmetry_resampling() -> None:
     # The oracle: x' = T_η'(x̂), η' ~ p(η | x̂); rotations commute, so one rotation of x
     # by η' − f(x) (SciPy's), with η' drawn from the same key.
     turns = np.asarray(new - pose)[:, 0]
-    expected = np.stack([_rotate(image[..., 0], t) for image, t in zip(X, turns, strict=True)])
+    expected = np.stack([rotate(image[..., 0], t) for image, t in zip(X, turns, strict=True)])
     np.testing.assert_allclose(augmented["x"][..., 0], expected, atol=1e-4)
     assert float(jnp.abs(augmented["x"] - X).max()) > 0.05  # it did move the images
     other = _augment_and_parts(jax.random.key(4), batch)[0]
@@ -115,7 +101,7 @@ def test_invvae_data_are_the_prototypes() -> None:
     assert data["x"].shape == x.shape
     # the oracle: x̂ = T_f(x)⁻¹(x), a rotation by −f(x) (SciPy's)
     pose = np.asarray(SGM.pose_net(jnp.asarray(x)))[:, 0]
-    expected = np.stack([_rotate(image[..., 0], -p) for image, p in zip(x, pose, strict=True)])
+    expected = np.stack([rotate(image[..., 0], -p) for image, p in zip(x, pose, strict=True)])
     np.testing.assert_allclose(data["x"][..., 0], expected, atol=1e-4)
 
 
@@ -147,7 +133,7 @@ def test_invvae_samples_are_moved_prototypes() -> None:
     assert eta.shape == (7, 1)
     np.testing.assert_allclose(prototypes, 0.5, atol=1e-7)
     assert bool(jnp.all((eta >= -math.pi) & (eta <= math.pi)))
-    expected = np.stack([_rotate(np.full((16, 16), 0.5), e) for e in np.asarray(eta)[:, 0]])
+    expected = np.stack([rotate(np.full((16, 16), 0.5), e) for e in np.asarray(eta)[:, 0]])
     np.testing.assert_allclose(images[..., 0], expected, atol=1e-5)
     # with other weights: still T_η(x̂), and the same key gives the same draw
     params = _decoder_params(INV.vae, zero_output=False)
@@ -158,7 +144,7 @@ def test_invvae_samples_are_moved_prototypes() -> None:
     assert bool(jnp.all((prototypes > 0) & (prototypes < 1)))
     assert float(prototypes.std()) > 0
     turned = [
-        _rotate(p[..., 0], e)
+        rotate(p[..., 0], e)
         for p, e in zip(np.asarray(prototypes), np.asarray(eta)[:, 0], strict=True)
     ]
     np.testing.assert_allclose(images[..., 0], np.stack(turned), atol=1e-4)
