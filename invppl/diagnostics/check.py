@@ -84,24 +84,21 @@ class EtaCheck:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready digest: per-row summary, SBC table, counts of flagged examples."""
-        rows = self.summary.reset_index().replace([np.inf, -np.inf], None)
+        summary = self.summary
+        rows = summary.reset_index().replace([np.inf, -np.inf], None)
+
+        def examples_where(flags: pd.Series) -> list[int]:
+            """The examples with a flagged row (any parameter), once each, in order."""
+            return sorted({int(e) for e in summary[flags].index.get_level_values("example")})
+
         out: dict[str, Any] = {
             "parameters": [p.name for p in self.parameters],
-            "examples": int(self.summary.index.get_level_values("example").nunique()),
-            "untrusted_examples": sorted(
-                int(e) for e in self.summary[~self.summary.trusted].index.get_level_values(0)
-            ),
-            "unreliable_psis_examples": sorted(
-                int(e)
-                for e in self.summary[self.summary.khat > KHAT_UNRELIABLE].index.get_level_values(0)
-            ),
-            "unconverged_reference_examples": sorted(
-                int(e)
-                for e in self.summary[~self.summary.reference_converged].index.get_level_values(0)
-            ),
+            "examples": int(summary.index.get_level_values("example").nunique()),
+            "untrusted_examples": examples_where(~summary.trusted),
+            "unreliable_psis_examples": examples_where(summary.khat > KHAT_UNRELIABLE),
+            "unconverged_reference_examples": examples_where(~summary.reference_converged),
             "summary": rows.to_dict(orient="records"),
         }
-        out = {k: sorted(set(v)) if k.endswith("_examples") else v for k, v in out.items()}
         if self.sbc is not None:
             out["sbc"] = {
                 "simulations": int(self.sbc.ranks.shape[0]),

@@ -178,8 +178,7 @@ def reference_posterior(
     sites = latent_sites(model, params, x)
     _check_per_example(sites, x.shape[0])
     parameters = eta_parameters(sites, eta_site, parameters)
-    one = latent_sites(model, params, x[:1])
-    coordinates = _Coordinates(one, eta_site, parameters)
+    coordinates = _Coordinates(sites, eta_site, parameters)
     init_kernel, sample_kernel = hmc(
         potential_fn_gen=_potential(model, params, coordinates), algo="NUTS"
     )
