@@ -174,3 +174,29 @@ def test_augvae_vs_vae_runs(tmp_path, capsys) -> None:
     assert row["augvae_minus_vae"] == row["augvae_test_iwae"] - row["vae_test_iwae"]
     assert json.loads(out.read_text())["summary"]["16"]["seeds"] == 1
     assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_forest_prior_scaling_runs(tmp_path, capsys) -> None:
+    module = runpy.run_path(
+        str(BENCHMARKS / "forest_prior_scaling.py"), run_name="forest_prior_scaling"
+    )
+    out = tmp_path / "scaling.json"
+    results = module["main"](["--quick", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert "machine:" in printed
+    assert "seed 0" in printed
+    ops, sizes = module["OPS"], module["QUICK_SIZES"]
+    written = json.loads(out.read_text())
+    assert written["sizes"] == list(sizes) == results["sizes"]
+    rows = {(row["num_edges"], row["op"]): row for row in written["results"]}
+    assert sorted(rows) == sorted((size, op) for size in sizes for op in ops)
+    for (size, _), row in rows.items():
+        assert row["num_nodes"] == size + 1
+        assert row["seconds"] > 0
+        assert all(t > 0 for t in row["times"])
+        assert row["ns_per_edge"] == pytest.approx(1e9 * row["seconds"] / size)
+        assert row["rss_growth_bytes"] >= 0
+    for op in ops:  # one slope line per op, and the slope in the JSON
+        assert f"log(|E|), {op}:" in printed
+        assert isinstance(written["slopes"][op]["all_sizes"], float)
+    assert not list(tmp_path.glob(".tmp-*"))

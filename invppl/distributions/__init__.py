@@ -13,7 +13,9 @@
   that extend its objective to cyclic graphs.
 - :func:`gaussian_kl_standard`, :func:`bivariate_kl`, :func:`edge_kl_term`,
   :func:`independent_edge_kl_term` and :class:`PairCorrelation`: the closed-form
-  KL terms and the symmetric pair-correlation network of the Correlated VAE ELBO.
+  KL terms and the symmetric pair-correlation network of the Correlated VAE ELBO;
+  :class:`EdgeFactor`: an edge's factor p(z_i, z_j) / (p(z_i) p(z_j)) as a NumPyro
+  site, whose registered KL is that ELBO's closed-form edge term.
 - :func:`image_likelihood`, :func:`likelihood_distribution`,
   :class:`ContinuousBernoulli`: observation sites p(x | x̂, η).
 """
@@ -23,6 +25,7 @@ from invppl.distributions.discrete_eta import (
     categorical_eta,
     group_angles,
 )
+from invppl.distributions.edge_factor import EdgeFactor
 from invppl.distributions.eta_flow import (
     ConditionalEtaFlow,
     EtaFlow,
@@ -58,6 +61,7 @@ __all__ = [
     "ConditionalEtaFlow",
     "ContinuousBernoulli",
     "DiscreteRotationMixture",
+    "EdgeFactor",
     "EtaFlow",
     "EtaSupport",
     "Forest",

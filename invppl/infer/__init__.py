@@ -2,6 +2,8 @@
 
 - :func:`fit` runs minibatch SVI with a compiled step, a progress bar,
   evaluations, NaN handling and resumable orbax checkpoints.
+- :class:`GraphBatches` draws a graph's edges and non-edges for each step of a
+  graph model's fit (``fit(..., extend_batch=...)``).
 - :func:`fit_two_stage` fits the SGM's two stages (pose network, then p(η | x̂)).
 - :func:`iwae_bound` and :func:`elbo_per_example` bound log p(x) per example.
 - :func:`save_checkpoint`, :func:`load_checkpoint` and
@@ -19,7 +21,8 @@ from invppl.infer.checkpoint import (
     load_metadata,
     save_checkpoint,
 )
-from invppl.infer.fit import FitResult, fit, minibatch_indices
+from invppl.infer.fit import ExtendBatch, FitResult, fit, minibatch_indices
+from invppl.infer.graph_batches import GraphBatches
 from invppl.infer.iwae import DATA_PLATE, elbo_per_example, iwae_bound, per_example_log_weight
 from invppl.infer.two_stage import TwoStageFit, fit_two_stage
 
@@ -29,7 +32,9 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "DATA_PLATE",
+    "ExtendBatch",
     "FitResult",
+    "GraphBatches",
     "TwoStageFit",
     "checkpoint_path",
     "elbo_per_example",

@@ -160,6 +160,14 @@ def _all_finite(tree: Any) -> Array:
 Augment = Callable[[Array, dict[str, Array]], dict[str, Array]]
 """``augment(key, batch) -> batch``: a traceable, random change of a minibatch."""
 
+ExtendBatch = Callable[[Array, Mapping[str, Array], Mapping[str, Array]], Mapping[str, Array]]
+"""``extend_batch(key, batch, data) -> extras``: traceable draws that join a minibatch.
+
+``data`` is the whole training data (on the device, an argument of the compiled
+step, never a constant of it); ``extras`` are new arrays of fixed shapes, e.g. a
+graph's edges sampled for the step with their endpoints' rows of ``data``.
+"""
+
 
 def _make_runner(
     svi: SVI,
@@ -168,6 +176,8 @@ def _make_runner(
     loss_dtype: Any,
     augment: Augment | None = None,
     augment_key: Array | None = None,
+    extend_batch: ExtendBatch | None = None,
+    extend_key: Array | None = None,
 ) -> Callable[..., tuple[SVIState, Array, Array, Array, Array]]:
     """Runs up to ``num`` SVI steps, reporting the first non-finite loss.
 
@@ -194,6 +204,8 @@ def _make_runner(
         batch = {name: jnp.take(array, rows, axis=0) for name, array in data.items()}
         if augment is not None and augment_key is not None:
             batch = augment(jax.random.fold_in(augment_key, step), batch)
+        if extend_batch is not None and extend_key is not None:
+            batch = {**batch, **extend_batch(jax.random.fold_in(extend_key, step), batch, data)}
         state, loss = svi.update(state, **batch)
         return state, (loss / batch_size).astype(loss_dtype)
 
@@ -238,6 +250,25 @@ def _check_augment(augment: Augment, batch: Mapping[str, Array]) -> None:
         )
 
 
+def _check_extend_batch(
+    extend_batch: ExtendBatch, batch: Mapping[str, Array], data: Mapping[str, Array]
+) -> dict[str, Array]:
+    """The extras of the first step; ``ValueError`` unless they are new names of arrays."""
+    extras = extend_batch(jax.random.PRNGKey(0), dict(batch), dict(data))
+    if not isinstance(extras, Mapping) or not extras:
+        raise ValueError(
+            "extend_batch must return a non-empty dict of arrays (new names), got "
+            f"{type(extras).__name__}"
+        )
+    clash = sorted(set(extras) & set(batch))
+    if clash:
+        raise ValueError(
+            f"extend_batch must add new arrays, but returned {clash}, which the minibatch "
+            f"already has (its keys: {sorted(batch)}); use augment to change them"
+        )
+    return {name: jnp.asarray(value) for name, value in extras.items()}
+
+
 def _fingerprint(arrays: Mapping[str, np.ndarray]) -> str:
     """A SHA-256 of the data's keys, shapes, dtypes and bytes."""
     digest = hashlib.sha256()
@@ -260,10 +291,12 @@ def _metadata(
     arrays: Mapping[str, np.ndarray],
     structure: str,
     augment: Callable[..., Any] | None,
+    extend_batch: Callable[..., Any] | None = None,
 ) -> dict[str, Any]:
     """The settings a checkpoint must share with the run that resumes it."""
     return {
         "augment": None if augment is None else model_name(augment),
+        "extend_batch": None if extend_batch is None else model_name(extend_batch),
         "seed": seed,
         "batch_size": batch_size,
         "model": model_name(model),
@@ -311,6 +344,7 @@ def fit(
     init_params: Mapping[str, ArrayLike] | None = None,
     on_nan: Literal["stop", "raise"] = "stop",
     augment: Augment | None = None,
+    extend_batch: ExtendBatch | None = None,
 ) -> FitResult:
     """Fits ``model`` and ``guide`` to ``data`` by minibatch SVI.
 
@@ -363,6 +397,14 @@ def fit(
             must keep the arrays' shapes). Step ``s`` uses the key
             ``fold_in(fold_in(PRNGKey(seed), 1), s)``, so an augmented fit is reproducible
             and resumable too. Evaluations use ``eval_data`` as given.
+        extend_batch: draws that join each training minibatch,
+            ``extend_batch(key, batch, data) -> extras`` (traceable, inside the
+            compiled step; ``data`` is the whole training data; ``extras`` are
+            arrays under new names, of fixed shapes). Step ``s`` uses the key
+            ``fold_in(fold_in(PRNGKey(seed), 2), s)``. Model and guide see the
+            same extras, e.g. the edges and non-edges a graph model's step
+            samples (:class:`invppl.infer.GraphBatches`). Not combined with
+            ``eval_data``, whose batches would lack the extras.
 
     Returns:
         A :class:`FitResult`.
@@ -399,6 +441,15 @@ def fit(
         raise ValueError(f'on_nan must be "stop" or "raise", got {on_nan!r}')
     if augment is not None and not callable(augment):
         raise TypeError(f"augment must be a function (key, batch) -> batch, got {augment!r}")
+    if extend_batch is not None and not callable(extend_batch):
+        raise TypeError(
+            f"extend_batch must be a function (key, batch, data) -> extras, got {extend_batch!r}"
+        )
+    if extend_batch is not None and eval_data is not None:
+        raise ValueError(
+            "eval_data cannot be combined with extend_batch: evaluation batches would lack "
+            "the extras the model takes; evaluate the fitted parameters separately"
+        )
     if checkpoint_every is not None and checkpoint_dir is None:
         raise ValueError("checkpoint_every needs a checkpoint_dir to write to")
     optimizer = optax.adam(1e-3) if optimizer is None else optimizer
@@ -447,6 +498,8 @@ def fit(
     first_batch = {name: array[first_rows] for name, array in device_data.items()}
     if augment is not None:
         _check_augment(augment, first_batch)
+    if extend_batch is not None:
+        first_batch = {**first_batch, **_check_extend_batch(extend_batch, first_batch, device_data)}
     svi = SVI(model, guide, optimizer, loss)
     # compiled: run op by op, initialising a convolutional model took seconds
     state = jax.jit(svi.init)(
@@ -477,6 +530,7 @@ def fit(
             arrays=arrays,
             structure=str(jax.tree.structure(state)),
             augment=augment,
+            extend_batch=extend_batch,
         )
     )
     history: list[np.ndarray] = []
@@ -497,7 +551,17 @@ def fit(
         _logger.info("resuming from %s at step %d", resume_from, step)
     loss_dtype = np.dtype(jnp.result_type(float))
     augment_key = jax.random.fold_in(jax.random.PRNGKey(seed), 1)
-    runner = _make_runner(svi, batch_size, MAX_STEPS_PER_CALL, loss_dtype, augment, augment_key)
+    extend_key = jax.random.fold_in(jax.random.PRNGKey(seed), 2)
+    runner = _make_runner(
+        svi,
+        batch_size,
+        MAX_STEPS_PER_CALL,
+        loss_dtype,
+        augment,
+        augment_key,
+        extend_batch,
+        extend_key,
+    )
 
     def evaluate(current: SVIState, steps: int) -> dict[str, float]:
         window = steps if eval_every is None else min(eval_every, steps)

@@ -1,4 +1,4 @@
-"""Metrics for judging a fit: distances between laws and invariance of prototypes.
+"""Metrics for judging a fit: distances between laws, invariance, and graph evaluation.
 
 - :func:`wasserstein_line`, :func:`wasserstein_circle`: exact 1-D W1 between
   two empirical samples, on the line or on a circle (angles).
@@ -7,8 +7,23 @@
   :mod:`invppl.datasets.laws`.
 - :func:`prototype_invariance`: how much a prototype function changes when its
   input is transformed, relative to the data's variance.
+- :func:`expected_squared_distance`, :func:`expected_distance_rows`,
+  :func:`link_prediction_ncrr`,
+  :func:`spectral_clustering_accuracy`, :func:`clustering_accuracy`: evaluation
+  of latent codes on graph data (Correlated VAEs): expected distances between
+  correlated normal codes, link prediction by normalised cumulative reciprocal
+  rank, and clustering accuracy under the best matching of clusters to labels.
 """
 
+from invppl.metrics.graph import (
+    NCRRResult,
+    RowDistances,
+    clustering_accuracy,
+    expected_distance_rows,
+    expected_squared_distance,
+    link_prediction_ncrr,
+    spectral_clustering_accuracy,
+)
 from invppl.metrics.invariance import InvarianceReport, prototype_invariance
 from invppl.metrics.wasserstein import (
     CdfLike,
@@ -20,7 +35,14 @@ from invppl.metrics.wasserstein import (
 __all__ = [
     "CdfLike",
     "InvarianceReport",
+    "NCRRResult",
+    "RowDistances",
+    "clustering_accuracy",
+    "expected_distance_rows",
+    "expected_squared_distance",
+    "link_prediction_ncrr",
     "prototype_invariance",
+    "spectral_clustering_accuracy",
     "wasserstein_circle",
     "wasserstein_line",
     "wasserstein_to_law",

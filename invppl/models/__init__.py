@@ -7,8 +7,18 @@
   pose network, then p(η | x̂) by maximum likelihood) and the
   :class:`LearnedSymmetry` it yields.
 - :mod:`invppl.models.symmetry_vaes`: AugVAE and InvVAE, VAEs that use a learned symmetry.
+- :mod:`invppl.models.correlated_vae`: Correlated VAEs (Tang et al. 2019), CVAE_corr,
+  CVAE_ind and the VAE baseline on graph data.
 """
 
+from invppl.models.correlated_vae import (
+    CorrelatedVAE,
+    correlated_vae_guide,
+    correlated_vae_model,
+    correlation_rows,
+    encode_codes,
+    make_correlated_vae,
+)
 from invppl.models.sgm import SGM, make_sgm, sgm_guide, sgm_model
 from invppl.models.sgm_two_stage import (
     LearnedSymmetry,
@@ -26,13 +36,19 @@ __all__ = [
     "SGM",
     "VAE",
     "AugVAE",
+    "CorrelatedVAE",
     "InvVAE",
     "LearnedSymmetry",
     "TwoStageSGM",
     "augmentation_bounds",
+    "correlated_vae_guide",
+    "correlated_vae_model",
+    "correlation_rows",
     "decode",
+    "encode_codes",
     "eta_prior_model",
     "make_augvae",
+    "make_correlated_vae",
     "make_invvae",
     "make_sgm",
     "make_two_stage_sgm",

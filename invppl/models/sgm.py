@@ -18,6 +18,19 @@ z-encoder sees x moved back by the sampled η, so it is invariant to the pose
 only as far as q(η | x) is equivariant: partially invariant, as the
 identifiability notes in DESIGN.md ask (a fully invariant q would give 6 and 9
 one code). The prior's location is fixed at 0.
+
+A correlated prior. ``z_prior`` replaces N(0, I) per example by one joint
+distribution over the batch's codes, event shape ``(batch, latent_dim)``, e.g.
+a :class:`~invppl.distributions.ForestPrior` over a graph joining the examples
+(Tang et al. 2019), so that prototypes are correlated along the graph:
+
+    Z = (z_1, ..., z_n) ~ p(Z)                one site "z" outside the plate  (n, latent_dim)
+    q(Z | X) = Π_i q(z_i | T_ηᵢ⁻¹ x_i)       the same encoder, as one site    (n, latent_dim)
+
+The graph's nodes are the examples, so a fit is full-batch. Node k is row k
+of ``x`` unless ``node`` gives each row's node: :func:`~invppl.infer.fit`
+permutes the rows at every step even when ``batch_size`` is n, so fit with
+``data={"x": x, "node": np.arange(n)}`` and the codes follow their nodes.
 """
 
 from __future__ import annotations
@@ -28,6 +41,8 @@ from functools import partial
 from typing import Any
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 import numpyro
 import numpyro.distributions as dist
 from flax import nnx
@@ -42,8 +57,51 @@ from invppl.transforms.family import TransformFamily, transform_family
 __all__ = ["SGM", "make_sgm", "sgm_guide", "sgm_model"]
 
 
+def _check_z_prior(z_prior: object, batch: int | None, latent_dim: int | None) -> None:
+    """Raises unless ``z_prior`` is one distribution over ``(batch, latent_dim)`` (None: any)."""
+    if not isinstance(z_prior, dist.Distribution):
+        raise TypeError(
+            f"z_prior must be a numpyro Distribution over the batch's codes, got "
+            f"{type(z_prior).__name__}"
+        )
+    expected = (
+        f"({'n' if batch is None else batch}, {'latent_dim' if latent_dim is None else latent_dim})"
+    )
+    shape = tuple(z_prior.event_shape)
+    if (
+        tuple(z_prior.batch_shape) != ()
+        or len(shape) != 2
+        or batch not in (None, shape[0])
+        or latent_dim not in (None, shape[1])
+    ):
+        raise ValueError(
+            f"z_prior must be one joint distribution over the batch's codes, with batch_shape "
+            f"() and event_shape (batch, latent_dim) = {expected}; got batch_shape "
+            f"{tuple(z_prior.batch_shape)} and event_shape {shape} (the graph's nodes are "
+            "the batch's examples, so fit full-batch)"
+        )
+
+
+def _check_node(node: Array, batch: int) -> None:
+    """Raises unless ``node`` is ``(batch,)`` integers (a permutation, when concrete)."""
+    shape = tuple(jnp.shape(node))
+    if shape != (batch,) or not jnp.issubdtype(jnp.result_type(node), jnp.integer):
+        raise ValueError(
+            f"node must hold the graph node of each of the {batch} rows of x, integers of "
+            f"shape ({batch},); got shape {shape} and dtype {jnp.result_type(node)}"
+        )
+    if not isinstance(node, jax.core.Tracer):
+        values = np.asarray(node)
+        if not np.array_equal(np.sort(values), np.arange(batch)):
+            raise ValueError(
+                f"node must be a permutation of 0..{batch - 1} (each node one row of x), "
+                f"got {values.tolist()}"
+            )
+
+
 def sgm_model(
     x: Array,
+    node: Array | None = None,
     *,
     decoder: nnx.Module,
     prior_embedding: nnx.Module,
@@ -52,12 +110,27 @@ def sgm_model(
     latent_dim: int,
     kind: Kind = "bernoulli",
     scale: float = 0.1,
+    z_prior: dist.Distribution | None = None,
 ) -> Array:
-    """p(z) p(x̂ | z) p(η | x̂) p(x | x̂, η) over a batch ``x`` ``(batch, H, W, C)``."""
+    """p(z) p(x̂ | z) p(η | x̂) p(x | x̂, η) over a batch ``x`` ``(batch, H, W, C)``.
+
+    With ``z_prior`` (event shape ``(batch, latent_dim)``, node order) the codes
+    are one site ``z`` outside the plate; ``node`` ``(batch,)`` is row i's node
+    (default: row i is node i). Without it ``node`` is unused.
+    """
+    if z_prior is not None:
+        _check_z_prior(z_prior, x.shape[0], latent_dim)
+        if node is not None:
+            _check_node(node, x.shape[0])
     decode = nnx_module("decoder", decoder)
     embed = nnx_module("prior_embedding", prior_embedding)
+    if z_prior is not None:
+        codes = numpyro.sample("z", z_prior)  # Z ~ p(Z) over the nodes
     with numpyro.plate("data", x.shape[0]):
-        z = numpyro.sample("z", dist.Normal(0.0, 1.0).expand([latent_dim]).to_event(1))
+        if z_prior is None:
+            z = numpyro.sample("z", dist.Normal(0.0, 1.0).expand([latent_dim]).to_event(1))
+        else:
+            z = codes if node is None else codes[node]
         prototype = jax.nn.sigmoid(decode(z))
         numpyro.deterministic("prototype", prototype)
         eta = sample_eta("eta", prior_flow, embed(prototype), param_name="prior_flow")
@@ -66,21 +139,40 @@ def sgm_model(
 
 def sgm_guide(
     x: Array,
+    node: Array | None = None,
     *,
     pose_embedding: nnx.Module,
     pose_flow: EtaFlow,
     encoder: nnx.Module,
     family: TransformFamily,
+    z_prior: dist.Distribution | None = None,
     **_: Any,
 ) -> tuple[Array, Array]:
-    """q(η | x) q(z | T_η⁻¹ x) over a batch ``x`` ``(batch, H, W, C)``; returns (z, η)."""
+    """q(η | x) q(z | T_η⁻¹ x) over a batch ``x`` ``(batch, H, W, C)``; returns (z, η).
+
+    Given the model's ``z_prior``, z is one site of event shape ``(batch,
+    latent_dim)`` in node order (``node`` as in :func:`sgm_model`), as the model's
+    is; the returned z is in row order either way. Only the prior's shape is read.
+    """
+    if z_prior is not None:
+        _check_z_prior(z_prior, x.shape[0], None)
+        if node is not None:
+            _check_node(node, x.shape[0])
     embed = nnx_module("pose_embedding", pose_embedding)
     encode = nnx_module("encoder", encoder)
     with numpyro.plate("data", x.shape[0]):
         eta = sample_eta("eta", pose_flow, embed(x), param_name="pose_flow")
         aligned = family.apply(x, -eta)
         loc, z_scale = encode(aligned)
-        z = numpyro.sample("z", dist.Normal(loc, z_scale).to_event(1))
+        if z_prior is None:
+            z = numpyro.sample("z", dist.Normal(loc, z_scale).to_event(1))
+    if z_prior is not None:  # Π_i q(z_i | ·) as one site over (batch, latent_dim)
+        _check_z_prior(z_prior, x.shape[0], loc.shape[-1])
+        rows = None if node is None else jnp.argsort(node)  # rows[k]: the row of node k
+        if rows is not None:
+            loc, z_scale = loc[rows], z_scale[rows]
+        codes = numpyro.sample("z", dist.Normal(loc, z_scale).to_event(2))
+        z = codes if node is None else codes[node]
     return z, eta
 
 
@@ -93,6 +185,7 @@ class SGM:
     family: TransformFamily
     latent_dim: int
     image_shape: tuple[int, int, int]
+    z_prior: dist.Distribution | None = None
 
 
 def make_sgm(
@@ -107,6 +200,7 @@ def make_sgm(
     hidden: int = 256,
     knots: int = 8,
     flow_layers: int = 2,
+    z_prior: dist.Distribution | None = None,
 ) -> SGM:
     """Builds the networks and flows of an SGM for images of ``image_shape`` and binds them.
 
@@ -118,6 +212,16 @@ def make_sgm(
         seed: initialises every network and flow.
         kind, scale: the observation likelihood (see :func:`image_likelihood`).
         context_dim: size of the embeddings that condition the flows.
+        z_prior: a joint prior over a batch's codes, event shape ``(n,
+            latent_dim)``, e.g. ``ForestPrior(edges, n, tau=0.9,
+            latent_dim=latent_dim)``; default N(0, I) per example. The model
+            and guide then take the whole data set as one batch (see the
+            module's notes on ``node``).
+
+    Raises:
+        TypeError, ValueError: a bad ``image_shape`` or ``latent_dim``; a ``z_prior`` that
+            is not a Distribution, or whose
+            batch shape is not ``()`` or event shape not ``(n, latent_dim)``.
 
     >>> sgm = make_sgm((8, 8, 1), 2, ("rotation",), seed=0, hidden=16, context_dim=4)
     >>> sgm.family.names
@@ -127,6 +231,8 @@ def make_sgm(
         raise ValueError(f"image_shape must be (height, width, channels), got {image_shape}")
     if latent_dim < 1:
         raise ValueError(f"latent_dim must be positive, got {latent_dim}")
+    if z_prior is not None:
+        _check_z_prior(z_prior, None, latent_dim)
     family = (
         transformations
         if isinstance(transformations, TransformFamily)
@@ -150,6 +256,7 @@ def make_sgm(
         latent_dim=latent_dim,
         kind=kind,
         scale=scale,
+        **({} if z_prior is None else {"z_prior": z_prior}),
     )
     guide = partial(
         sgm_guide,
@@ -157,5 +264,6 @@ def make_sgm(
         pose_flow=pose_flow,
         encoder=encoder,
         family=family,
+        **({} if z_prior is None else {"z_prior": z_prior}),
     )
-    return SGM(model, guide, family, latent_dim, tuple(image_shape))  # type: ignore[arg-type]
+    return SGM(model, guide, family, latent_dim, tuple(image_shape), z_prior)  # type: ignore[arg-type]

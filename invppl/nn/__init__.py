@@ -6,6 +6,7 @@ from invppl.nn.networks import (
     ConvEncoder,
     GaussianEncoder,
     GaussianHead,
+    MLPGaussianEncoder,
     PoseNetwork,
     with_fitted_params,
 )
@@ -16,6 +17,7 @@ __all__ = [
     "ConvEncoder",
     "GaussianEncoder",
     "GaussianHead",
+    "MLPGaussianEncoder",
     "PoseNetwork",
     "with_fitted_params",
 ]

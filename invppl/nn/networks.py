@@ -25,6 +25,7 @@ __all__ = [
     "ConvEncoder",
     "GaussianEncoder",
     "GaussianHead",
+    "MLPGaussianEncoder",
     "PoseNetwork",
     "with_fitted_params",
 ]
@@ -190,6 +191,37 @@ class GaussianEncoder(nnx.Module):
 
     def __call__(self, images: Array) -> tuple[Array, Array]:
         return self.head(nnx.gelu(self.body(images)))
+
+
+class MLPGaussianEncoder(nnx.Module):
+    """Vectors ``(..., in_features)`` → (loc, scale), each ``(..., latent_dim)``.
+
+    An :class:`MLP` body followed by a :class:`GaussianHead`: the amortised
+    Gaussian guide q(z | x) for vector data.
+
+    >>> import jax.numpy as jnp
+    >>> loc, scale = MLPGaussianEncoder(5, (16,), 2, rngs=nnx.Rngs(0))(jnp.ones((3, 5)))
+    >>> loc.shape, bool((scale > 0).all())
+    ((3, 2), True)
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden: Sequence[int],
+        latent_dim: int,
+        *,
+        rngs: nnx.Rngs,
+        activation: Activation = nnx.gelu,
+    ) -> None:
+        if not hidden:
+            raise ValueError("MLPGaussianEncoder needs at least one hidden layer, got none")
+        self.body = MLP(in_features, hidden[:-1], hidden[-1], rngs=rngs, activation=activation)
+        self.head = GaussianHead(hidden[-1], latent_dim, rngs=rngs)
+        self.activation = activation
+
+    def __call__(self, x: Array) -> tuple[Array, Array]:
+        return self.head(self.activation(self.body(x)))
 
 
 class PoseNetwork(nnx.Module):
