@@ -200,3 +200,19 @@ def test_forest_prior_scaling_runs(tmp_path, capsys) -> None:
         assert f"log(|E|), {op}:" in printed
         assert isinstance(written["slopes"][op]["all_sizes"], float)
     assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_cvae_tree_runs(tmp_path, capsys) -> None:
+    module = runpy.run_path(str(BENCHMARKS / "cvae_tree.py"), run_name="cvae_tree")
+    out = tmp_path / "cvae.json"
+    arguments = ["--nodes", "30", "--seeds", "0", "--steps", "3", "--batch-size", "8"]
+    results = module["main"]([*arguments, "--hidden", "8", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert "machine:" in printed
+    assert {row["method"] for row in results["rows"]} == {"CVAE_corr", "CVAE_ind", "VAE"}
+    for row in results["rows"]:
+        assert 0.0 < row["test_ncrr"] <= 1.0
+        assert 0.0 < row["random_ncrr"] < 1.0
+        assert 0.5 <= row["cluster_accuracy"] <= 1.0
+    assert json.loads(out.read_text())["summary"]["VAE"]["seeds"] == 1
+    assert not list(tmp_path.glob(".tmp-*"))
