@@ -27,10 +27,15 @@ a :class:`~invppl.distributions.ForestPrior` over a graph joining the examples
     Z = (z_1, ..., z_n) ~ p(Z)                one site "z" outside the plate  (n, latent_dim)
     q(Z | X) = Π_i q(z_i | T_ηᵢ⁻¹ x_i)       the same encoder, as one site    (n, latent_dim)
 
+(the guide stays factorised, Tang et al.'s CVAE_ind).
+
 The graph's nodes are the examples, so a fit is full-batch. Node k is row k
 of ``x`` unless ``node`` gives each row's node: :func:`~invppl.infer.fit`
 permutes the rows at every step even when ``batch_size`` is n, so fit with
 ``data={"x": x, "node": np.arange(n)}`` and the codes follow their nodes.
+The ELBO is then one joint bound over the n examples, not a sum of
+per-example bounds: per-example IWAE bounds (``iwae_bound``, fit's
+``eval_data``) count a site outside the plate once per example and do not apply.
 """
 
 from __future__ import annotations
