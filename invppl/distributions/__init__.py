@@ -16,10 +16,21 @@
   KL terms and the symmetric pair-correlation network of the Correlated VAE ELBO;
   :class:`EdgeFactor`: an edge's factor p(z_i, z_j) / (p(z_i) p(z_j)) as a NumPyro
   site, whose registered KL is that ELBO's closed-form edge term.
+- :func:`pairwise_gaussian_kl`, :func:`compression_bound`,
+  :func:`compression_bound_per_example` and :func:`compression_factor`: the
+  compression term E_x KL[q(z|x) ‖ q(z)] of the invariant conditional VAE
+  (Moyer et al., 2018), bounded over a minibatch by the mean of all pairwise
+  Gaussian KLs (the B × B matrix, or its row means in O(B d)).
 - :func:`image_likelihood`, :func:`likelihood_distribution`,
   :class:`ContinuousBernoulli`: observation sites p(x | x̂, η).
 """
 
+from invppl.distributions.compression import (
+    compression_bound,
+    compression_bound_per_example,
+    compression_factor,
+    pairwise_gaussian_kl,
+)
 from invppl.distributions.discrete_eta import (
     DiscreteRotationMixture,
     categorical_eta,
@@ -70,6 +81,9 @@ __all__ = [
     "TauLayout",
     "bivariate_kl",
     "categorical_eta",
+    "compression_bound",
+    "compression_bound_per_example",
+    "compression_factor",
     "edge_kl_term",
     "eta_flow",
     "forest_structure",
@@ -78,6 +92,7 @@ __all__ = [
     "image_likelihood",
     "independent_edge_kl_term",
     "likelihood_distribution",
+    "pairwise_gaussian_kl",
     "register_eta_flow",
     "sample_eta",
     "spanning_tree_edge_weights",

@@ -13,8 +13,18 @@
   of latent codes on graph data (Correlated VAEs): expected distances between
   correlated normal codes, link prediction by normalised cumulative reciprocal
   rank, and clustering accuracy under the best matching of clusters to labels.
+- :func:`adversary_accuracy`, :func:`adversary_accuracy_split`: post-hoc
+  adversaries (logistic regression and 1-3 hidden-layer networks) trained to
+  predict a categorical target from frozen codes, their held-out accuracy read
+  against the majority-class rate (invariant representations, Moyer et al.).
 """
 
+from invppl.metrics.adversary import (
+    ADVERSARY_MODELS,
+    AdversaryResult,
+    adversary_accuracy,
+    adversary_accuracy_split,
+)
 from invppl.metrics.graph import (
     NCRRResult,
     RowDistances,
@@ -33,10 +43,14 @@ from invppl.metrics.wasserstein import (
 )
 
 __all__ = [
+    "ADVERSARY_MODELS",
+    "AdversaryResult",
     "CdfLike",
     "InvarianceReport",
     "NCRRResult",
     "RowDistances",
+    "adversary_accuracy",
+    "adversary_accuracy_split",
     "clustering_accuracy",
     "expected_distance_rows",
     "expected_squared_distance",

@@ -9,6 +9,7 @@
 - :mod:`invppl.models.symmetry_vaes`: AugVAE and InvVAE, VAEs that use a learned symmetry.
 - :mod:`invppl.models.correlated_vae`: Correlated VAEs (Tang et al. 2019), CVAE_corr,
   CVAE_ind and the VAE baseline on graph data.
+- :mod:`invppl.models.invariant_vae`: the invariant conditional VAE (Moyer et al. 2018).
 """
 
 from invppl.models.correlated_vae import (
@@ -18,6 +19,12 @@ from invppl.models.correlated_vae import (
     correlation_rows,
     encode_codes,
     make_correlated_vae,
+)
+from invppl.models.invariant_vae import (
+    InvariantVAE,
+    invariant_vae_guide,
+    invariant_vae_model,
+    make_invariant_vae,
 )
 from invppl.models.sgm import SGM, make_sgm, sgm_guide, sgm_model
 from invppl.models.sgm_two_stage import (
@@ -38,6 +45,7 @@ __all__ = [
     "AugVAE",
     "CorrelatedVAE",
     "InvVAE",
+    "InvariantVAE",
     "LearnedSymmetry",
     "TwoStageSGM",
     "augmentation_bounds",
@@ -47,8 +55,11 @@ __all__ = [
     "decode",
     "encode_codes",
     "eta_prior_model",
+    "invariant_vae_guide",
+    "invariant_vae_model",
     "make_augvae",
     "make_correlated_vae",
+    "make_invariant_vae",
     "make_invvae",
     "make_sgm",
     "make_two_stage_sgm",
