@@ -7,7 +7,11 @@ likelihood, ``TraceMeanField_ELBO``), with the same networks, steps and seed:
 
 - ``VAE``: no c, no compression (an unconstrained representation);
 - ``cVAE``: decoder p(x | z, c), no compression (λ = 0);
-- ``invariant``: decoder p(x | z, c) and the compression term with weight λ.
+- ``invariant λ=…``: decoder p(x | z, c) and the compression term, one model per
+  weight λ in ``--compression``.
+
+Every model also predicts y from z (p(y | z), weight α = ``--supervision``), so
+that the code keeps what y needs.
 
 Then adversaries (logistic regression and MLPs with 1–3 hidden layers,
 :func:`invppl.metrics.adversary.adversary_accuracy_split`) are trained on the
@@ -19,7 +23,7 @@ Prints a table, per-method means over the seeds, the machine and the settings;
 features (the loaders drop them).
 
     .venv/bin/python benchmarks/invariant_vae_uci.py [--tasks adult-sex german-sex german-age] \
-        [--seeds 0 1 2] [--steps 3000] [--compression 1.0] [--out results.json]
+        [--seeds 0 1 2] [--steps 3000] [--compression 5 20] [--out results.json]
 """
 
 from __future__ import annotations
@@ -45,7 +49,6 @@ from invppl.models import make_invariant_vae
 UCI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "uci"
 TASKS = {"adult-sex": ("adult", "sex"), "german-sex": ("german", "sex"),
          "german-age": ("german", "age_over_25")}  # fmt: skip
-METHODS = ("VAE", "cVAE", "invariant")
 
 
 def _subsample(size: int, limit: int, seed: int) -> np.ndarray:
@@ -55,6 +58,13 @@ def _subsample(size: int, limit: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng([seed, 3]).choice(rows, limit, replace=False))
 
 
+def _methods(args: argparse.Namespace) -> list[tuple[str, float]]:
+    """(name, λ) of each model to fit."""
+    return [("VAE", 0.0), ("cVAE", 0.0)] + [
+        (f"invariant λ={value:g}", value) for value in args.compression
+    ]
+
+
 def one_run(task: str, seed: int, args: argparse.Namespace) -> list[dict[str, Any]]:
     """Fits the three methods on one task; returns a row per method."""
     dataset, attribute = TASKS[task]
@@ -62,7 +72,7 @@ def one_run(task: str, seed: int, args: argparse.Namespace) -> list[dict[str, An
     train, test = data.train, data.test
     c_train, c_test = train.sensitive[attribute], test.sensitive[attribute]
     rows = []
-    for method in args.methods:
+    for method, compression in _methods(args):
         started = time.perf_counter()
         conditional = method != "VAE"
         ivae = make_invariant_vae(
@@ -70,7 +80,7 @@ def one_run(task: str, seed: int, args: argparse.Namespace) -> list[dict[str, An
             args.latent_dim,
             seed=seed,
             num_categories=2 if conditional else None,
-            compression=args.compression if method == "invariant" else 0.0,
+            compression=compression,
             beta=args.beta,
             num_classes=2 if args.supervision > 0 else None,
             supervision=max(args.supervision, 1e-12),
@@ -135,8 +145,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--latent-dim", type=int, default=16)
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--beta", type=float, default=1.0)
-    parser.add_argument("--compression", type=float, default=5.0, help="λ of 'invariant'")
-    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument(
+        "--compression", type=float, nargs="+", default=[5.0, 20.0], help="λ of 'invariant'"
+    )
     parser.add_argument(
         "--supervision", type=float, default=20.0, help="α of p(y | z) (0: unsupervised)"
     )
@@ -156,7 +167,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"machine: {machine}")
     print(f"settings: {vars(args)}")
     print(
-        f"{'task':>10} {'seed':>4} {'method':>9} {'c acc':>6} {'c maj':>6} {'y acc':>6} "
+        f"{'task':>10} {'seed':>4} {'method':>15} {'c acc':>6} {'c maj':>6} {'y acc':>6} "
         f"{'y maj':>6} {'s':>6}"
     )
     rows = []
@@ -165,7 +176,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for row in one_run(task, seed, args):
                 rows.append(row)
                 print(
-                    f"{task:>10} {seed:>4} {row['method']:>9} {row['c_accuracy']:>6.3f} "
+                    f"{task:>10} {seed:>4} {row['method']:>15} {row['c_accuracy']:>6.3f} "
                     f"{row['c_majority']:>6.3f} {row['y_accuracy']:>6.3f} "
                     f"{row['y_majority']:>6.3f} {row['seconds']:>6.1f}",
                     flush=True,
@@ -173,7 +184,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     summary: dict[str, dict[str, Any]] = {}
     for task in args.tasks:
         summary[task] = {}
-        for method in args.methods:
+        for method, _ in _methods(args):
             mine = [r for r in rows if r["task"] == task and r["method"] == method]
             entry = {
                 key: float(np.mean([r[key] for r in mine]))
@@ -182,7 +193,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             entry["seeds"] = len(mine)
             summary[task][method] = entry
             print(
-                f"{task:>10} {method:>9}: c {entry['c_accuracy']:.3f} (majority "
+                f"{task:>10} {method:>15}: c {entry['c_accuracy']:.3f} (majority "
                 f"{entry['c_majority']:.3f}), y {entry['y_accuracy']:.3f} (majority "
                 f"{entry['y_majority']:.3f}), {len(mine)} seeds"
             )

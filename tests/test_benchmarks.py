@@ -271,11 +271,12 @@ def test_invariant_vae_uci_runs(tmp_path, capsys) -> None:
     arguments += ["--latent-dim", "2", "--adversary-hidden", "4", "--out", str(out)]
     results = module["main"](arguments)
     assert "machine:" in capsys.readouterr().out
-    assert [row["method"] for row in results["rows"]] == ["VAE", "cVAE", "invariant"]
+    methods = ["VAE", "cVAE", "invariant λ=5", "invariant λ=20"]
+    assert [row["method"] for row in results["rows"]] == methods
     for row in results["rows"]:
         for key in ("c_accuracy", "c_majority", "y_accuracy", "y_majority"):
             assert 0.0 <= row[key] <= 1.0
-    assert json.loads(out.read_text())["summary"]["german-age"]["invariant"]["seeds"] == 1
+    assert json.loads(out.read_text())["summary"]["german-age"]["invariant λ=5"]["seeds"] == 1
 
 
 def test_invariant_vae_mnist_runs(tmp_path, capsys) -> None:
