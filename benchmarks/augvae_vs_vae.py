@@ -16,17 +16,15 @@ Likelihood: continuous Bernoulli (grey pixels in [0, 1]).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
 import optax
 
 from invppl._io import write_json
+from invppl._machine import machine_info
 from invppl.infer import fit, fit_two_stage, iwae_bound
 from invppl.jobs import job_data
 from invppl.models import make_augvae, make_two_stage_sgm, make_vae
@@ -117,12 +115,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--num-test", type=int, default=300)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
-    machine = {
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "jax": jax.__version__,
-        "backend": jax.default_backend(),
-    }
+    machine = machine_info()
     print(f"machine: {machine}")
     print(f"settings: {vars(args)}")
     print(f"{'n':>6} {'seed':>4} {'VAE IWAE':>10} {'AugVAE IWAE':>12} {'Aug - VAE':>10}")
@@ -159,7 +152,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "summary": summary,
     }
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
         write_json(results, args.out)
     return results
 

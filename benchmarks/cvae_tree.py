@@ -25,18 +25,16 @@ machine and the settings; ``--out`` writes JSON (atomically).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
 import optax
 from numpyro.infer import TraceMeanField_ELBO
 
 from invppl._io import write_json
+from invppl._machine import machine_info
 from invppl.datasets import make_tree_data
 from invppl.infer import GraphBatches, fit
 from invppl.metrics import (
@@ -135,12 +133,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--learning-rate", type=float, default=3e-3)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
-    machine = {
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "jax": jax.__version__,
-        "backend": jax.default_backend(),
-    }
+    machine = machine_info()
     print(f"machine: {machine}")
     print(f"settings: {vars(args)}")
     print(f"{'seed':>4} {'method':>10} {'NCRR':>7} {'random':>7} {'cluster acc':>11} {'s':>6}")
@@ -179,7 +172,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "summary": summary,
     }
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
         write_json(results, args.out)
     return results
 

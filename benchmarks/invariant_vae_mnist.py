@@ -25,19 +25,17 @@ JSON (atomically).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
 import optax
 from numpyro.infer import TraceMeanField_ELBO
 from sklearn.model_selection import train_test_split
 
 from invppl._io import write_json
+from invppl._machine import machine_info
 from invppl.datasets import load_mnist
 from invppl.infer import fit
 from invppl.metrics.adversary import adversary_accuracy_split
@@ -132,12 +130,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--figures", type=Path, help="folder for the PNG grids")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
-    machine = {
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "jax": jax.__version__,
-        "backend": jax.default_backend(),
-    }
+    machine = machine_info()
     print(f"machine: {machine}")
     print(f"settings: {vars(args)}")
     print(f"{'seed':>4} {'method':>9} {'digit acc':>9} {'majority':>8} {'MSE':>7} {'s':>6}")
@@ -172,7 +165,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "summary": summary,
     }
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
         write_json(results, args.out)
     return results
 

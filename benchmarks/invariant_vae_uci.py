@@ -29,18 +29,16 @@ features (the loaders drop them).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
 import optax
 from numpyro.infer import TraceMeanField_ELBO
 
 from invppl._io import write_json
+from invppl._machine import machine_info
 from invppl.datasets.uci import load_adult, load_german
 from invppl.infer import fit
 from invppl.metrics.adversary import adversary_accuracy_split
@@ -158,12 +156,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--data", type=Path, default=UCI, help="folder of the UCI files")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
-    machine = {
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "jax": jax.__version__,
-        "backend": jax.default_backend(),
-    }
+    machine = machine_info()
     print(f"machine: {machine}")
     print(f"settings: {vars(args)}")
     print(
@@ -204,7 +197,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "summary": summary,
     }
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
         write_json(results, args.out)
     return results
 

@@ -235,6 +235,19 @@ def _check_fraction(value: object, name: str, *, allow_zero: bool) -> float:
     return fraction
 
 
+def _check_settings(
+    models: Sequence[str], seed: int, hidden: int, max_iter: int, validation_fraction: float
+) -> tuple[tuple[str, ...], int, int, int, float]:
+    """The adversaries' settings, checked: (models, seed, hidden, max_iter, validation_fraction)."""
+    return (
+        _check_models(models),
+        check_int(seed, "seed", minimum=0, maximum=2**32 - 1),
+        check_int(hidden, "hidden", minimum=1),
+        check_int(max_iter, "max_iter", minimum=1),
+        _check_fraction(validation_fraction, "validation_fraction", allow_zero=True),
+    )
+
+
 def _label(value: Any) -> Any:
     """A NumPy scalar as the matching Python value (``np.int64(3)`` → ``3``)."""
     return value.item() if isinstance(value, np.generic) else value
@@ -379,12 +392,8 @@ def adversary_accuracy_split(
             f"train_target (dtype {train_y.dtype}) and test_target (dtype {test_y.dtype}) must "
             "both hold strings or both hold numbers"
         )
-    names = _check_models(models)
-    seed = check_int(seed, "seed", minimum=0, maximum=2**32 - 1)
-    hidden = check_int(hidden, "hidden", minimum=1)
-    max_iter = check_int(max_iter, "max_iter", minimum=1)
-    validation_fraction = _check_fraction(
-        validation_fraction, "validation_fraction", allow_zero=True
+    names, seed, hidden, max_iter, validation_fraction = _check_settings(
+        models, seed, hidden, max_iter, validation_fraction
     )
 
     train_labels, train_counts = np.unique(train_y, return_counts=True)
@@ -519,12 +528,8 @@ def adversary_accuracy(
     labels = _check_target(target, "target", array.shape[0], "codes")
     fraction = _check_fraction(test_fraction, "test_fraction", allow_zero=False)
     # adversary_accuracy_split's checks, before the split: a bad argument costs nothing.
-    names = _check_models(models)
-    seed = check_int(seed, "seed", minimum=0, maximum=2**32 - 1)
-    hidden = check_int(hidden, "hidden", minimum=1)
-    max_iter = check_int(max_iter, "max_iter", minimum=1)
-    validation_fraction = _check_fraction(
-        validation_fraction, "validation_fraction", allow_zero=True
+    names, seed, hidden, max_iter, validation_fraction = _check_settings(
+        models, seed, hidden, max_iter, validation_fraction
     )
     classes, counts = np.unique(labels, return_counts=True)
     if classes.size < 2:
