@@ -55,7 +55,7 @@ differentiation: the value does not depend on the reference, so neither does
 the gradient). When every q_i is the same, μ' = 0 and σ' = 1 exactly and every
 result is exactly 0. The matrix's expansion cancels terms of size
 (μ_i² + μ_j²)/σ_j² to leave (μ_i − μ_j)²/σ_j², so its absolute error in float32
-is about 1e-7 · Σ_d [σ_id²/σ_jd² + 1 + |log(σ_id²/σ_jd²)| +
+is about 1e-7 · Σ_d [σ_id²/σ_jd² + 1 + ``|log(σ_id²/σ_jd²)|`` +
 ((μ_id − μ_0d)² + (μ_jd − μ_0d)²)/σ_jd²]: accurate relative to each entry
 unless two posteriors nearly coincide inside a widely spread batch. The exact
 values are ≥ 0, but round-off can leave either sign, so the matrix is clipped

@@ -62,7 +62,7 @@ class EdgeFactor(dist.Distribution):
 
     ``batch_shape`` is the broadcast leading shape, ``event_shape`` ``(2, d)``.
     Concrete (untraced) arguments are checked: wrong shapes, scale ≤ 0 and
-    |ρ| ≥ 1 (or NaN) raise a ``ValueError``; traced ones cannot be.
+    ``|ρ|`` ≥ 1 (or NaN) raise a ``ValueError``; traced ones cannot be.
     """
 
     arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {

@@ -3,7 +3,7 @@
 A graph model's objective (the Correlated VAE's, Tang et al. 2019) is a sum of
 node terms, edge terms and, for CVAE_corr, a term over non-edges:
 
-    L = Σ_i ℓ_i + Σ_(i,j)∈E w_ij e_ij + γ (|E| / |N|) Σ_(i,j)∈N m_ij,
+    L = Σ_i ℓ_i + Σ_(i,j)∈E w_ij e_ij + γ (``|E|`` / ``|N|``) Σ_(i,j)∈N m_ij,
 
 with N the node pairs that are not edges and γ the non-edge weight (the
 non-edge sum is rescaled to the size of the edge sum, so γ = 1 weighs them
@@ -18,17 +18,17 @@ step
 with their endpoints' rows of every data array and the weights that make the
 step's objective an unbiased estimate of (B / n) L:
 
-    edge_weight     = w_ij · (|E| / B_E) · (B / n)
-    non_edge_weight = γ · (|E| / |N|) · (P / B_N) · (B / n),   P = n(n − 1)/2,
+    edge_weight     = w_ij · (``|E|`` / B_E) · (B / n)
+    non_edge_weight = γ · (``|E|`` / ``|N|``) · (P / B_N) · (B / n),   P = n(n − 1)/2,
 
 the masked pairs contributing nothing (a pair is a non-edge with probability
-|N| / P). A model scales its node sites by 1, its edge sites by
+``|N|`` / P). A model scales its node sites by 1, its edge sites by
 ``edge_weight`` and its non-edge sites by ``non_edge_weight`` (masked by
 ``non_edge_mask``); :func:`fit` divides the loss by B, so it reports L / n.
 
 Cost per step: O(B + B_E + B_N) gathers plus a binary search per non-edge
 candidate over its endpoint's sorted neighbours (O(log max degree)); nothing
-scales with |E| except the tables (edges, CSR adjacency, weights: O(n + |E|)
+scales with ``|E|`` except the tables (edges, CSR adjacency, weights: O(n + ``|E|``)
 memory), which the compiled step holds as constants. The edge weights default to
 :func:`~invppl.distributions.spanning_tree.spanning_tree_edge_weights` (all 1 on a
 forest, computed in O(n); dense per cyclic component, see there).

@@ -18,7 +18,7 @@ plus both total variances; with ρ = 1 and σ_i = σ_j it is ‖μ_i − μ_j‖
 (test edges); the others (training edges) are known. For every node i with at
 least one held-out neighbour, its candidates are all nodes j ≠ i that are not
 training neighbours of i, ranked by ascending distance from i. With H_i its
-held-out neighbours, m_i = |H_i| and H(m) = Σ_{k=1}^{m} 1/k::
+held-out neighbours, m_i = ``|H_i|`` and H(m) = Σ_{k=1}^{m} 1/k::
 
     NCRR_i = Σ_{j ∈ H_i} 1 / rank_i(j)  /  H(m_i),
 

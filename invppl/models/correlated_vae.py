@@ -22,7 +22,7 @@ factors. The ELBO splits into node terms and edge terms,
     ELBO = Σ_i [E_q log p(x_i | z_i) − KL(q_i ‖ p_0)]
            − Σ_(i,j)∈E w_ij [KL(q_ij ‖ p_ij) − KL(q_i ‖ p_0) − KL(q_j ‖ p_0)],
 
-and CVAE_corr adds, as a regulariser, − γ (|E| / |N|) Σ_(i,j)∉E KL(q_ij ‖ q_i q_j)
+and CVAE_corr adds, as a regulariser, − γ (``|E|`` / ``|N|``) Σ_(i,j)∉E KL(q_ij ‖ q_i q_j)
 over the non-edges N: without it nothing stops g from predicting a correlation
 for every pair, which makes the learned ρ useless for ranking unseen links.
 
@@ -34,7 +34,7 @@ pairs per step, drawn by :class:`~invppl.infer.GraphBatches` and weighted so
 that the step's objective is unbiased for (B / n) ELBO. With
 ``TraceMeanField_ELBO`` every KL is taken in closed form (only the
 reconstruction term is sampled); ``Trace_ELBO`` samples them. Fit with
-:func:`invppl.infer.fit`:
+:func:`invppl.infer.fit`::
 
     cvae = make_correlated_vae(observed_dim, latent_dim, variant="corr", seed=0)
     batches = GraphBatches(edges, n, edges_per_step=128, non_edges_per_step=128)
