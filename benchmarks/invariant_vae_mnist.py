@@ -38,7 +38,7 @@ from invppl._io import write_json
 from invppl._machine import machine_info
 from invppl.datasets import load_mnist
 from invppl.infer import fit
-from invppl.metrics.adversary import adversary_accuracy_split
+from invppl.metrics.adversary import ADVERSARY_MODELS, adversary_accuracy_split
 from invppl.models import make_invariant_vae
 from invppl.plots import image_grid, save_figure
 
@@ -86,7 +86,13 @@ def one_run(seed: int, args: argparse.Namespace) -> list[dict[str, Any]]:
         given = c_test if conditional else None
         reconstructions = np.asarray(ivae.decode(result.params, test_codes, given))
         adversary = adversary_accuracy_split(
-            train_codes, c_train, test_codes, c_test, seed=seed, hidden=args.adversary_hidden
+            train_codes,
+            c_train,
+            test_codes,
+            c_test,
+            seed=seed,
+            hidden=args.adversary_hidden,
+            models=args.adversaries,
         )
         rows.append(
             {
@@ -126,6 +132,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--compression", type=float, default=1.0, help="λ of 'invariant'")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--adversary-hidden", type=int, default=64)
+    parser.add_argument(
+        "--adversaries", nargs="+", choices=ADVERSARY_MODELS, default=list(ADVERSARY_MODELS)
+    )
     parser.add_argument("--max-examples", type=int, default=5000)
     parser.add_argument("--figures", type=Path, help="folder for the PNG grids")
     parser.add_argument("--out", type=Path)

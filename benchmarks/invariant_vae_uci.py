@@ -41,7 +41,7 @@ from invppl._io import write_json
 from invppl._machine import machine_info
 from invppl.datasets.uci import load_adult, load_german
 from invppl.infer import fit
-from invppl.metrics.adversary import adversary_accuracy_split
+from invppl.metrics.adversary import ADVERSARY_MODELS, adversary_accuracy_split
 from invppl.models import make_invariant_vae
 
 UCI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "uci"
@@ -114,6 +114,7 @@ def one_run(task: str, seed: int, args: argparse.Namespace) -> list[dict[str, An
                 test_target[pick_test],
                 seed=seed,
                 hidden=args.adversary_hidden,
+                models=args.adversaries,
             )
         rows.append(
             {
@@ -153,6 +154,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--adversary-train", type=int, default=5000, help="training codes")
     parser.add_argument("--adversary-test", type=int, default=5000, help="test codes")
     parser.add_argument("--adversary-hidden", type=int, default=64)
+    parser.add_argument(
+        "--adversaries", nargs="+", choices=ADVERSARY_MODELS, default=list(ADVERSARY_MODELS)
+    )
     parser.add_argument("--data", type=Path, default=UCI, help="folder of the UCI files")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)

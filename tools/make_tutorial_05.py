@@ -43,7 +43,7 @@ and the documentation shows that run).""",
     (
         "markdown",
         r"""> **Small mode.** With `INVPPL_SMALL=1` every model is fitted for a few
-> hundred steps on 2,000 Adult rows and on 1,000 MNIST digits, and only two
+> hundred steps on 2,000 Adult rows and on 600 MNIST digits, and only two
 > adversaries are trained: every step runs,
 > but the numbers are not a comparison. `benchmarks/invariant_vae_uci.py` and
 > `benchmarks/invariant_vae_mnist.py` are (tables in
@@ -73,7 +73,7 @@ from invppl.plots import image_grid
 
 SMALL = os.environ.get("INVPPL_SMALL") == "1"
 SEED = 0
-STEPS = 300 if SMALL else 3000
+STEPS = 200 if SMALL else 3000
 ROWS = 2000 if SMALL else None  # Adult rows used for training and for testing
 ADVERSARIES = ("logistic", "mlp1") if SMALL else ("logistic", "mlp1", "mlp2", "mlp3")
 UCI = Path("../../shared/data/uci")  # the data folder beside the repository
@@ -163,7 +163,7 @@ below decodes one test digit's code under c = 0, …, 9:""",
     (
         "code",
         r"""digits = load_mnist()
-size = 1000 if SMALL else 5000
+size = 600 if SMALL else 5000
 images, _, labels, _ = train_test_split(
     digits.images, digits.labels, train_size=size - 1, random_state=SEED, stratify=digits.labels
 )

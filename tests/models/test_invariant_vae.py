@@ -150,3 +150,19 @@ def test_bad_settings_are_refused() -> None:
         make_invariant_vae((D,), 2, seed=0, compression=-1.0)
     with pytest.raises(ValueError, match="kind"):
         make_invariant_vae((D,), 2, seed=0, kind="poisson")  # type: ignore[arg-type]
+
+
+def test_a_continuous_condition_enters_the_decoder() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(B, D)).astype(np.float32)
+    c = rng.normal(size=(B, 2)).astype(np.float32)
+    ivae = make_invariant_vae((D,), LATENT, seed=0, condition_dim=2, hidden=(16,))
+    arrays = ivae.data(x, c)
+    params = _params(ivae, arrays)
+    loc, _ = ivae.encode(params, x)
+    assert not np.allclose(ivae.decode(params, loc, c), ivae.decode(params, loc, c + 1.0))
+    assert np.isfinite(_loss(ivae, params, arrays))
+    with pytest.raises(ValueError, match="NaN"):
+        ivae.data(x, np.where(np.eye(B, 2, dtype=bool), np.nan, c))
+    with pytest.raises(ValueError, match="2 values per example"):
+        ivae.data(x, rng.normal(size=(B, 3)))
