@@ -39,6 +39,7 @@ def test_forest_prior_scaling_runs(tmp_path, capsys) -> None:
     assert not list(tmp_path.glob(".tmp-*"))
 
 
+@pytest.mark.slow  # ~20 s; tutorial 04 runs the same fit, NCRR and clustering in `make test`
 def test_cvae_tree_runs(tmp_path, capsys) -> None:
     module = runpy.run_path(str(BENCHMARKS / "cvae_tree.py"), run_name="cvae_tree")
     out = tmp_path / "cvae.json"

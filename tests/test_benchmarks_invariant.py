@@ -59,6 +59,7 @@ def test_compression_term_skips_naive_above_the_memory_cap() -> None:
         assert row["seconds"] > 0
 
 
+@pytest.mark.slow  # ~25 s; tutorial 05 runs the same fits and adversaries in `make test`
 def test_invariant_vae_uci_runs(tmp_path, capsys) -> None:
     module = runpy.run_path(str(BENCHMARKS / "invariant_vae_uci.py"), run_name="uci")
     out = tmp_path / "uci.json"
