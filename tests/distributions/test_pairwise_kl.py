@@ -20,20 +20,10 @@ from invppl.distributions import (
     gaussian_kl_standard,
     independent_edge_kl_term,
 )
+from tests.gaussian_oracle import gaussian_kl as gaussian_kl_oracle
 
 # ---------------------------------------------------------------------------
 # test-side oracles (float64 NumPy)
-
-
-def gaussian_kl_oracle(mu_q: np.ndarray, cov_q: np.ndarray, mu_p: np.ndarray, cov_p: np.ndarray):
-    """KL(N(μ_q, Σ_q) ‖ N(μ_p, Σ_p)) for k-dimensional Gaussians via numpy.linalg."""
-    k = len(mu_q)
-    diff = mu_p - mu_q
-    trace = np.trace(np.linalg.solve(cov_p, cov_q))
-    quad = diff @ np.linalg.solve(cov_p, diff)
-    _, logdet_p = np.linalg.slogdet(cov_p)
-    _, logdet_q = np.linalg.slogdet(cov_q)
-    return 0.5 * (trace + quad - k + logdet_p - logdet_q)
 
 
 def q_pair(mu_i, sigma_i, mu_j, sigma_j, rho):

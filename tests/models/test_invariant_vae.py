@@ -9,6 +9,7 @@ from numpyro.infer import SVI, TraceMeanField_ELBO
 from invppl.infer import fit
 from invppl.metrics.adversary import adversary_accuracy
 from invppl.models import make_invariant_vae
+from tests.gaussian_oracle import pairwise_kl_matrix
 
 D, LATENT, B = 6, 3, 10
 
@@ -39,25 +40,6 @@ def _build(**kwargs):
     return make_invariant_vae((D,), LATENT, **{**settings, **kwargs})
 
 
-def _numpy_pairwise_kl(loc: np.ndarray, sd: np.ndarray) -> np.ndarray:
-    """KL(q_i ‖ q_j) one pair at a time from the multivariate normal formula."""
-    size = loc.shape[0]
-    kl = np.zeros((size, size))
-    for i in range(size):
-        for j in range(size):
-            cov_i, cov_j = np.diag(sd[i] ** 2), np.diag(sd[j] ** 2)
-            inverse = np.linalg.inv(cov_j)
-            gap = loc[j] - loc[i]
-            kl[i, j] = 0.5 * (
-                np.trace(inverse @ cov_i)
-                + gap @ inverse @ gap
-                - loc.shape[1]
-                + np.linalg.slogdet(cov_j)[1]
-                - np.linalg.slogdet(cov_i)[1]
-            )
-    return kl
-
-
 def test_beta_weights_the_kl_to_the_prior(batch) -> None:
     plain, heavy = _build(beta=1.0), _build(beta=3.0)
     params = _params(plain, batch)
@@ -71,7 +53,7 @@ def test_compression_adds_lambda_times_the_summed_pairwise_kl(batch) -> None:
     free, compressed = _build(compression=0.0), _build(compression=2.5)
     params = _params(free, batch)
     loc, sd = (np.asarray(a, np.float64) for a in free.encode(params, batch["x"]))
-    bound = _numpy_pairwise_kl(loc, sd).mean()
+    bound = pairwise_kl_matrix(loc, sd).mean()
     difference = _loss(compressed, params, batch) - _loss(free, params, batch)
     assert difference == pytest.approx(2.5 * B * bound, rel=1e-4)
 
