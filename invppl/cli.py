@@ -80,6 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = DemoSettings.small() if args.small else DemoSettings.full()
         result = run_sgm_demo(args.out, seed=args.seed, settings=settings, progress=not args.quiet)
         print(json.dumps(result, indent=2))
+        print("\n".join(result["summary"]))
         print(f"report written to {args.out}")
     elif args.command == "fit":
         from invppl.jobs import run_fit

@@ -33,6 +33,7 @@ from scipy import special
 from invppl.datasets._checks import check_finite_scalar, check_int
 
 __all__ = [
+    "LAW_KINDS",
     "DeltaLaw",
     "Law",
     "LawLike",
@@ -42,6 +43,7 @@ __all__ = [
     "UniformLaw",
     "draw",
     "laws_by_class",
+    "random_law",
     "sample_by_class",
 ]
 
@@ -436,3 +438,63 @@ def sample_by_class(
         selected = labels == cls
         values[selected] = draw(laws[cls], rng, int(selected.sum()), name=f"{name}[{cls}]")
     return values
+
+
+LAW_KINDS: tuple[str, ...] = ("point", "narrow", "multimodal", "wide")
+"""The kinds of law :func:`random_law` draws, from no transformation to all of them."""
+
+
+def random_law(
+    rng: np.random.Generator,
+    kind: str,
+    *,
+    low: float,
+    high: float,
+    periodic: bool = False,
+    narrow: tuple[float, float] = (0.05, 0.12),
+) -> Law:
+    """A law of the given kind drawn at random within ``[low, high]``.
+
+    - ``"point"``: a point mass (no transformation), at a random place;
+    - ``"narrow"``: a uniform law of half-width ``narrow[0]·span`` to
+      ``narrow[1]·span`` (``span = high − low``) at a random centre;
+    - ``"multimodal"``: two uniform modes of half-width 0.03·span whose centres
+      are 0.3–0.45·span apart;
+    - ``"wide"``: uniform on all of ``[low, high]`` (for a periodic parameter
+      whose period is ``span``, the whole circle).
+
+    On a circle (``periodic``) centres may lie anywhere; on the line the law
+    stays inside ``[low, high]``.
+
+    >>> law = random_law(np.random.default_rng(0), "narrow", low=-math.pi, high=math.pi,
+    ...                  periodic=True)
+    >>> isinstance(law, UniformLaw), 0.3 < law.high - law.low < 1.6
+    (True, True)
+    """
+    if kind not in LAW_KINDS:
+        raise ValueError(f"unknown law kind {kind!r}; expected one of {LAW_KINDS}")
+    low = check_finite_scalar(low, "low")
+    high = check_finite_scalar(high, "high")
+    if not high > low:
+        raise ValueError(f"random_law needs high > low, got [{low}, {high}]")
+    if not 0 < narrow[0] <= narrow[1] < 0.5:
+        raise ValueError(f"narrow half-widths must satisfy 0 < a <= b < 0.5, got {narrow}")
+    span = high - low
+    if kind == "wide":
+        return UniformLaw(low, high)
+
+    def centre(margin: float) -> float:
+        if periodic:
+            return float(rng.uniform(low, high))
+        return float(rng.uniform(low + margin, high - margin))
+
+    if kind == "point":
+        return DeltaLaw(centre(0.1 * span))
+    if kind == "narrow":
+        half = float(rng.uniform(*narrow)) * span
+        middle = centre(half)
+        return UniformLaw(middle - half, middle + half)
+    half, gap = 0.03 * span, float(rng.uniform(0.3, 0.45)) * span
+    middle = centre(gap / 2 + half)
+    modes = tuple(UniformLaw(c - half, c + half) for c in (middle - gap / 2, middle + gap / 2))
+    return MixtureLaw(modes, (0.5, 0.5))

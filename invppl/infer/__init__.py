@@ -24,7 +24,7 @@ from invppl.infer.checkpoint import (
 from invppl.infer.fit import ExtendBatch, FitResult, fit, minibatch_indices
 from invppl.infer.graph_batches import GraphBatches
 from invppl.infer.iwae import DATA_PLATE, elbo_per_example, iwae_bound, per_example_log_weight
-from invppl.infer.two_stage import TwoStageFit, fit_two_stage
+from invppl.infer.two_stage import TwoStageFit, fit_two_stage, stage_optimizer
 
 # A library logs but never configures output: without a handler set up by the
 # application, nothing is printed.
@@ -49,4 +49,5 @@ __all__ = [
     "minibatch_indices",
     "per_example_log_weight",
     "save_checkpoint",
+    "stage_optimizer",
 ]

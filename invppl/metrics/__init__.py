@@ -5,6 +5,9 @@
 - :func:`wasserstein_to_law`: W1 between a sample and a law given by its
   distribution function, e.g. a learned p(η) against the true law of
   :mod:`invppl.datasets.laws`.
+- :func:`law_recovery`: whether a class's learned law of η was recovered:
+  the aligned W1 to the truth beside a uniform and a point-mass baseline and
+  the pose function's own error.
 - :func:`prototype_invariance`: how much a prototype function changes when its
   input is transformed, relative to the data's variance.
 - :func:`expected_squared_distance`, :func:`expected_distance_rows`,
@@ -35,6 +38,7 @@ from invppl.metrics.graph import (
     spectral_clustering_accuracy,
 )
 from invppl.metrics.invariance import InvarianceReport, prototype_invariance
+from invppl.metrics.recovery import LawRecovery, law_recovery
 from invppl.metrics.wasserstein import (
     CdfLike,
     wasserstein_circle,
@@ -47,6 +51,7 @@ __all__ = [
     "AdversaryResult",
     "CdfLike",
     "InvarianceReport",
+    "LawRecovery",
     "NCRRResult",
     "RowDistances",
     "adversary_accuracy",
@@ -54,6 +59,7 @@ __all__ = [
     "clustering_accuracy",
     "expected_distance_rows",
     "expected_squared_distance",
+    "law_recovery",
     "link_prediction_ncrr",
     "prototype_invariance",
     "spectral_clustering_accuracy",

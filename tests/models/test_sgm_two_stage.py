@@ -97,6 +97,13 @@ def test_make_two_stage_sgm_errors_are_named() -> None:
         make_two_stage_sgm((8, 8, 1), ("spin",), seed=0, **SMALL)
     with pytest.raises(ValueError, match="give its augmentation bounds"):
         make_two_stage_sgm((8, 8, 1), Affine(("tx",), supports={"tx": Real()}), seed=0, **SMALL)
+    for consistency in (-1.0, math.nan):
+        with pytest.raises(ValueError, match="consistency must be a finite weight >= 0"):
+            make_two_stage_sgm((8, 8, 1), seed=0, consistency=consistency, **SMALL)
+    with pytest.raises(ValueError, match="consistency_steps must be at least 0"):
+        make_two_stage_sgm((8, 8, 1), seed=0, consistency_steps=-1, **SMALL)
+    with pytest.raises(ValueError, match="augment_warmup must be at least 0"):
+        make_two_stage_sgm((8, 8, 1), seed=0, augment_warmup=-2, **SMALL)
 
 
 def test_make_two_stage_sgm_builds_networks_for_the_family() -> None:
@@ -232,6 +239,102 @@ def test_pose_loss_vanishes_for_an_equivariant_pose() -> None:
     # with the true pose only interpolation is left (two resamplings of a smooth image)
     assert float(exact.max()) < 0.05 * float(none.min())
     assert float(exact.max()) < 0.05 * float(wrong_way.min())
+
+
+def _huber_over_radius(r: np.ndarray, radius: float) -> np.ndarray:
+    return np.where(np.abs(r) <= radius, 0.5 * r**2 / radius, np.abs(r) - 0.5 * radius)
+
+
+@pytest.mark.parametrize(("step", "weight"), [(None, 2.0), (5, 1.0), (10, 0.0), (30, 0.0)])
+def test_consistency_term_is_the_huber_distance_of_the_composed_map(
+    step: int | None, weight: float
+) -> None:
+    # λ_t = 2 · max(0, 1 − step / 10); M_s = R(f(x) − f(x_s) + ε_s) for rotations, so
+    # M_s − I has the entries (cos d − 1, −sin d, 0, sin d, cos d − 1, 0), d = f(x) − f(x_s) + ε
+    net = make_two_stage_sgm((SIZE, SIZE, 1), seed=3, **SMALL).pose_net
+    options = {"blur": 0.0, "step": step, "num_samples": 2}
+    plain, _, eps = _stage_one(X_SMALL, net, **options)
+    total, _, same_eps = _stage_one(
+        X_SMALL, net, **options, consistency=2.0, consistency_steps=10, huber_radius=0.05
+    )
+    np.testing.assert_array_equal(eps, same_eps)
+    moved = Affine(("rotation",)).apply(jnp.tile(jnp.asarray(X_SMALL), (2, 1, 1, 1)), eps[:, None])
+    own = np.tile(np.asarray(net(jnp.asarray(X_SMALL)))[:, 0], 2)
+    d = own - np.asarray(net(moved))[:, 0] + eps
+    zero = np.zeros_like(d)
+    residual = np.stack([np.cos(d) - 1, -np.sin(d), zero, np.sin(d), np.cos(d) - 1, zero], -1)
+    expected = _huber_over_radius(residual, 0.05).sum(-1).reshape(2, 3).mean(0)
+    np.testing.assert_allclose(total - plain, weight * expected, rtol=1e-4, atol=1e-6)
+
+
+def test_consistency_term_vanishes_for_an_equivariant_pose() -> None:
+    x = _rotated_ls(np.array([0.3, -1.2, 3.0]))
+    options = {"blur": 0.0, "num_samples": 2, "consistency": 1.0, "huber_radius": 0.01}
+    exact, _, _ = _stage_one(x, _CentroidPose(1.0), **options)
+    plain, _, _ = _stage_one(x, _CentroidPose(1.0), blur=0.0, num_samples=2)
+    wrong_way, _, _ = _stage_one(x, _CentroidPose(-1.0), **options)
+    # the centroid angle is exactly equivariant up to interpolation: the term adds little
+    assert float((exact - plain).max()) < 0.05 * float((wrong_way - plain).min())
+
+
+@pytest.mark.parametrize(("step", "half_width"), [(None, 0.0), (5, math.pi / 2), (10, math.pi)])
+def test_augmentation_widens_over_the_warm_up(step: int | None, half_width: float) -> None:
+    net = make_two_stage_sgm((SIZE, SIZE, 1), seed=3, **SMALL).pose_net
+    _, _, eps = _stage_one(X_SMALL, net, blur=0.0, step=step, num_samples=8, augment_warmup=10)
+    assert np.all(np.abs(eps) <= half_width + 1e-6)
+    if half_width > 0:  # 24 uniform draws reach beyond half the current width
+        assert np.abs(eps).max() > half_width / 2
+
+
+def test_pose_residual_is_zero_for_equivariant_poses_and_matches_expm() -> None:
+    from scipy.linalg import expm
+
+    from invppl.models.sgm_two_stage import pose_residual
+    from invppl.transforms import GENERATORS, Colour
+
+    rng = np.random.default_rng(0)
+    names = ("rotation", "tx", "log_scale_x")
+    family = Affine(names)
+    own, of_moved, eps = (jnp.asarray(rng.normal(0, 0.4, (4, 3)), jnp.float32) for _ in range(3))
+    residual = np.asarray(pose_residual(family, own, of_moved, eps))
+
+    def matrix(eta: np.ndarray) -> np.ndarray:
+        return expm(sum(e * GENERATORS[n] for e, n in zip(eta, names, strict=True)))
+
+    for row in range(4):
+        composed = matrix(own[row]) @ np.linalg.inv(matrix(of_moved[row])) @ matrix(eps[row])
+        np.testing.assert_allclose(residual[row], (composed - np.eye(3))[:2].ravel(), atol=1e-5)
+    # colour maps commute: f(x_s) = f(x) + ε is exactly equivariant
+    colour = Colour(("hue", "saturation"))
+    both = transform_family(["rotation", "hue"])
+    a, e = (jnp.asarray(rng.normal(0, 0.3, (4, 2)), jnp.float32) for _ in range(2))
+    assert np.abs(np.asarray(pose_residual(colour, a, a + e, e))).max() < 1e-5
+    assert pose_residual(both, a, a + e, e).shape == (4, 6 + 9)
+    with pytest.raises(TypeError, match="needs a family with matrices"):
+        pose_residual(object(), a, a, e)  # type: ignore[arg-type]
+
+
+def test_stage_optimizer_follows_its_schedule() -> None:
+    from invppl.infer import stage_optimizer
+
+    # a linear loss with gradient 1: clipped AdamW (no decay) moves by the learning rate
+    optimizer = stage_optimizer(200, 1e-2, weight_decay=0.0, clip_norm=1e9)
+    params = {"w": jnp.zeros(())}
+    state = optimizer.init(params)
+    steps = []
+    for _ in range(200):
+        updates, state = optimizer.update({"w": jnp.ones(())}, state, params)
+        steps.append(-float(updates["w"]))
+    warmup, peak, final = 10, 1e-2, 1e-2 / 30
+    np.testing.assert_allclose(steps[0], peak / 10, rtol=1e-3)
+    np.testing.assert_allclose(steps[warmup], peak, rtol=1e-3)
+    middle = warmup + (200 - warmup) // 2
+    np.testing.assert_allclose(steps[middle], final + (peak - final) / 2, rtol=2e-2)
+    assert steps[-1] < 1.05 * final + 1e-4
+    with pytest.raises(ValueError, match="num_steps must be an integer >= 1"):
+        stage_optimizer(0, 1e-3)
+    with pytest.raises(ValueError, match="peak_learning_rate must be positive"):
+        stage_optimizer(10, -1.0)
 
 
 # ---------------------------------------------------------------------------
