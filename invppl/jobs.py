@@ -30,7 +30,7 @@ from invppl._io import write_json
 from invppl.datasets import load_mnist, make_dsprites, rotated_mnist
 from invppl.datasets.laws import Law, MixtureLaw, UniformLaw
 from invppl.infer import fit, fit_two_stage, iwae_bound
-from invppl.metrics import law_recovery, prototype_invariance
+from invppl.metrics import law_recovery, pose_equivariance_error, prototype_invariance
 from invppl.models import make_sgm, make_two_stage_sgm, make_vae
 
 __all__ = [
@@ -150,7 +150,9 @@ def rotation_report(
     example) says whether that alignment is meaningful. Each class also gets
     the verdict of :func:`invppl.metrics.law_recovery`: the aligned W1 beside
     a uniform law and the best point mass, the pose error on held-out digits,
-    and whether the law was recovered (within :data:`ROTATION_TOLERANCE`).
+    and whether the law was recovered (within :data:`ROTATION_TOLERANCE`), and
+    the truth-free median equivariance error of the pose on held-out digits
+    (:func:`invppl.metrics.pose_equivariance_error`).
     Returns the report and the aligned samples per class (for plots).
     """
     poses = _in_batches(symmetry.pose, data.x_train)[:, 0]
@@ -159,6 +161,12 @@ def rotation_report(
     samples = np.asarray(
         symmetry.sample_eta(jax.random.key(seed), jnp.asarray(prototypes), (samples_per_example,))
     )[..., 0]
+    turns = jax.random.uniform(
+        jax.random.key(seed + 1), (len(data.x_test), 1), minval=-math.pi, maxval=math.pi
+    )
+    equivariance = pose_equivariance_error(
+        jax.jit(symmetry.pose), symmetry.family, jnp.asarray(data.x_test), turns
+    )
     truth_rng = np.random.default_rng([seed, 3])
     report: dict[str, dict[str, Any]] = {}
     aligned: dict[int, np.ndarray] = {}
@@ -182,6 +190,7 @@ def rotation_report(
             "pose_consistency_R": resultant,
             "wasserstein_circle_aligned": recovery.w1,
             "test_examples": int(in_test.sum()),
+            "equivariance_error": float(np.median(equivariance[in_test])),
             **{k: v for k, v in recovery.to_dict().items() if k not in ("offset", "w1")},
         }
     return report, aligned

@@ -158,7 +158,11 @@ def run_sgm_demo(
     summary = []
     for label, law in data.laws.items():
         name = data.class_names[label]
-        summary.append(f"{name} (true law {law!r}): {per_digit[name]['verdict']}")
+        row = per_digit[name]
+        summary.append(
+            f"{name} (true law {law!r}): {row['verdict']}; equivariance error "
+            f"{row['equivariance_error']:.3f} rad"
+        )
     prototypes_test = np.asarray(jax.jit(symmetry.prototype)(shown))
     figure, axes = plt.subplots(1, len(data.laws), figsize=(4 * len(data.laws), 3.2))
     grid = np.linspace(-math.pi, math.pi, 361)

@@ -7,7 +7,8 @@
   :mod:`invppl.datasets.laws`.
 - :func:`law_recovery`: whether a class's learned law of η was recovered:
   the aligned W1 to the truth beside a uniform and a point-mass baseline and
-  the pose function's own error.
+  the pose function's own error; :func:`pose_equivariance_error`, the
+  truth-free check of a pose function on held-out data.
 - :func:`prototype_invariance`: how much a prototype function changes when its
   input is transformed, relative to the data's variance.
 - :func:`expected_squared_distance`, :func:`expected_distance_rows`,
@@ -38,7 +39,7 @@ from invppl.metrics.graph import (
     spectral_clustering_accuracy,
 )
 from invppl.metrics.invariance import InvarianceReport, prototype_invariance
-from invppl.metrics.recovery import LawRecovery, law_recovery
+from invppl.metrics.recovery import LawRecovery, law_recovery, pose_equivariance_error
 from invppl.metrics.wasserstein import (
     CdfLike,
     wasserstein_circle,
@@ -61,6 +62,7 @@ __all__ = [
     "expected_squared_distance",
     "law_recovery",
     "link_prediction_ncrr",
+    "pose_equivariance_error",
     "prototype_invariance",
     "spectral_clustering_accuracy",
     "wasserstein_circle",

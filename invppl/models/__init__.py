@@ -26,7 +26,7 @@ from invppl.models.invariant_vae import (
     invariant_vae_model,
     make_invariant_vae,
 )
-from invppl.models.sgm import SGM, make_sgm, sgm_guide, sgm_model
+from invppl.models.sgm import SGM, JointSymmetry, make_sgm, sgm_guide, sgm_model
 from invppl.models.sgm_two_stage import (
     LearnedSymmetry,
     TwoStageSGM,
@@ -46,6 +46,7 @@ __all__ = [
     "CorrelatedVAE",
     "InvVAE",
     "InvariantVAE",
+    "JointSymmetry",
     "LearnedSymmetry",
     "TwoStageSGM",
     "augmentation_bounds",

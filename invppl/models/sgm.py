@@ -40,7 +40,7 @@ per-example bounds: per-example IWAE bounds (``iwae_bound``, fit's
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -54,12 +54,19 @@ from flax import nnx
 from jax import Array
 from numpyro.contrib.module import nnx_module
 
-from invppl.distributions.eta_flow import EtaFlow, eta_flow, sample_eta
+from invppl.distributions.eta_flow import (
+    ConditionalEtaFlow,
+    EtaFlow,
+    eta_flow,
+    sample_eta,
+    with_fitted_flow,
+)
 from invppl.distributions.likelihood import Kind, image_likelihood
-from invppl.nn import ConvDecoder, ConvEncoder, GaussianEncoder
+from invppl.nn import ConvDecoder, ConvEncoder, GaussianEncoder, with_fitted_params
 from invppl.transforms.family import TransformFamily, transform_family
+from invppl.transforms.support import Periodic
 
-__all__ = ["SGM", "make_sgm", "sgm_guide", "sgm_model"]
+__all__ = ["SGM", "JointSymmetry", "make_sgm", "sgm_guide", "sgm_model"]
 
 
 def _check_z_prior(z_prior: object, batch: int | None, latent_dim: int | None) -> None:
@@ -182,6 +189,56 @@ def sgm_guide(
 
 
 @dataclass(frozen=True)
+class JointSymmetry:
+    """What a jointly fitted SGM learned, with the methods of the two-stage ``LearnedSymmetry``.
+
+    ``pose`` is a point summary of q(η | x): per coordinate the circular mean
+    (periodic parameters) or the mean of ``pose_draws`` draws, taken with a
+    fixed key so that it is a function of x. The prototype is the decoded mean
+    code of x moved back by that pose. Every method takes ``(batch, H, W, C)``.
+    """
+
+    family: TransformFamily
+    decoder: nnx.Module
+    encoder: nnx.Module
+    prior_embedding: nnx.Module
+    prior_flow: EtaFlow
+    pose_embedding: nnx.Module
+    pose_flow: EtaFlow
+    pose_draws: int = 32
+
+    def pose(self, x: Array) -> Array:
+        """A point summary of q(η | x): ``(batch, k)``."""
+        context = self.pose_embedding(x)
+        draws = ConditionalEtaFlow(self.pose_flow, context).sample(
+            jax.random.key(0), (self.pose_draws,)
+        )
+        columns = []
+        for index, parameter in enumerate(self.family.parameters):
+            values = draws[..., index]
+            support = parameter.support
+            if isinstance(support, Periodic):
+                turn = 2 * jnp.pi / support.period
+                mean = jnp.angle(jnp.mean(jnp.exp(1j * turn * values), axis=0)) / turn
+                columns.append(support.wrap(mean))
+            else:
+                columns.append(values.mean(0))
+        return jnp.stack(columns, axis=-1)
+
+    def prototype(self, x: Array) -> Array:
+        """x̂ = sigmoid(decoder(E[z | T_pose⁻¹ x])): ``(batch, H, W, C)``."""
+        loc, _ = self.encoder(self.family.apply(x, -self.pose(x)))
+        return jax.nn.sigmoid(self.decoder(loc))
+
+    def sample_eta(
+        self, key: Array, prototypes: Array, sample_shape: tuple[int, ...] = ()
+    ) -> Array:
+        """η ~ p(η | x̂): ``(*sample_shape, batch, k)``."""
+        context = self.prior_embedding(prototypes)
+        return ConditionalEtaFlow(self.prior_flow, context).sample(key, sample_shape)
+
+
+@dataclass(frozen=True)
 class SGM:
     """An SGM's model and guide with their networks bound; ``fit(sgm.model, sgm.guide, ...)``."""
 
@@ -191,6 +248,23 @@ class SGM:
     latent_dim: int
     image_shape: tuple[int, int, int]
     z_prior: dist.Distribution | None = None
+
+    def learned(self, params: Mapping[str, Any]) -> JointSymmetry:
+        """The networks and flows holding a fit's ``params`` (e.g. ``FitResult.params``)."""
+        model, guide = self.model.keywords, self.guide.keywords
+
+        def module(name: str, table: Mapping[str, Any]) -> Any:
+            return with_fitted_params(table[name], name, params)
+
+        return JointSymmetry(
+            family=self.family,
+            decoder=module("decoder", model),
+            encoder=module("encoder", guide),
+            prior_embedding=module("prior_embedding", model),
+            prior_flow=with_fitted_flow(model["prior_flow"], "prior_flow", params),
+            pose_embedding=module("pose_embedding", guide),
+            pose_flow=with_fitted_flow(guide["pose_flow"], "pose_flow", params),
+        )
 
 
 def make_sgm(

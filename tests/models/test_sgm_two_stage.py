@@ -444,3 +444,22 @@ def test_the_learned_symmetry_holds_the_fitted_networks(fitted: _Fitted) -> None
     for name in kernel:
         first, last = first[name], last[name]
     assert not np.allclose(np.asarray(first), np.asarray(last))
+
+
+def test_the_equivariance_check_flags_an_untrained_pose_and_passes_a_fitted_one(
+    fitted: _Fitted,
+) -> None:
+    from invppl.metrics import pose_equivariance_error
+
+    family = Affine(("rotation",))
+    eta = jnp.asarray(np.random.default_rng(4).uniform(-math.pi, math.pi, (N, 1)), jnp.float32)
+    x = jnp.asarray(X)
+    trained = pose_equivariance_error(fitted.result.symmetry.pose, family, x, eta)
+    untrained = pose_equivariance_error(fitted.sgm.pose_net, family, x, eta)
+    exact = pose_equivariance_error(_CentroidPose(1.0), family, x, eta)
+    assert trained.shape == (N,)
+    assert float(np.median(exact)) < 0.02
+    assert float(np.median(trained)) < 0.1
+    assert float(np.median(untrained)) > 0.4
+    with pytest.raises(ValueError, match=r"eta must have shape \(batch, 1\)"):
+        pose_equivariance_error(_CentroidPose(1.0), family, x, eta[:3])
