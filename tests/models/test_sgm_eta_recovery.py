@@ -52,14 +52,20 @@ def test_two_stage_sgm_recovers_per_shape_rotation_laws() -> None:
     angles = np.asarray(data.factors["rotation"], np.float64)
     train, test = slice(600, None), slice(0, 600)
     sgm = make_two_stage_sgm(
-        (28, 28, 1), ("rotation",), seed=0, hidden=64, context_dim=16, blur_steps=200
+        (28, 28, 1),
+        ("rotation",),
+        seed=0,
+        hidden=64,
+        context_dim=16,
+        blur_steps=200,
+        consistency_steps=600,
     )
     fitted = fit_two_stage(
         sgm,
         {"x": images[train]},
         seed=0,
         pose_steps=800,
-        prior_steps=600,
+        prior_steps=1500,
         batch_size=64,
         progress=False,
     )
