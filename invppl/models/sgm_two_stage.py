@@ -344,7 +344,7 @@ def make_two_stage_sgm(
     context_dim: int = 32,
     hidden: int = 256,
     knots: int = 8,
-    flow_layers: int = 2,
+    flow_layers: int = 4,
 ) -> TwoStageSGM:
     """Builds the pose network, the prior's embedding and flow, and binds the stages' models.
 
@@ -360,7 +360,9 @@ def make_two_stage_sgm(
             over which it falls to 0 (0: constant).
         augment_warmup: steps over which stage 1's random transformations
             widen from the identity to ``bounds`` (0: full width from the start).
-        context_dim, hidden, knots, flow_layers: network and flow sizes.
+        context_dim, hidden, knots, flow_layers: network and flow sizes (four
+            coupling layers by default: with two, a point mass on the circle
+            was sometimes left smeared after stage 2's steps, see docs/sgm.md).
 
     >>> sgm = make_two_stage_sgm((8, 8, 1), ("rotation",), seed=0, hidden=16, context_dim=4)
     >>> sgm.family.names
