@@ -23,8 +23,7 @@ from typing import Any
 import numpy as np
 import optax
 
-from invppl._io import write_json
-from invppl._machine import machine_info
+from invppl._machine import machine_info, record_results
 from invppl.infer import fit, fit_two_stage, iwae_bound
 from invppl.jobs import job_data
 from invppl.models import make_augvae, make_two_stage_sgm, make_vae
@@ -145,15 +144,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         gains = [r["augvae_minus_vae"] for r in rows if r["size"] == size]
         summary[str(size)] = {"mean_gain_nats": float(np.mean(gains)), "seeds": len(gains)}
         print(f"n={size}: AugVAE - VAE = {np.mean(gains):.2f} nats (mean over {len(gains)} seeds)")
-    results = {
-        "machine": machine,
-        "settings": {k: str(v) for k, v in vars(args).items()},
-        "rows": rows,
-        "summary": summary,
-    }
-    if args.out is not None:
-        write_json(results, args.out)
-    return results
+    return record_results(machine, args, rows, summary, args.out)
 
 
 if __name__ == "__main__":

@@ -33,8 +33,7 @@ import numpy as np
 import optax
 from numpyro.infer import TraceMeanField_ELBO
 
-from invppl._io import write_json
-from invppl._machine import machine_info
+from invppl._machine import machine_info, record_results
 from invppl.datasets import make_tree_data
 from invppl.infer import GraphBatches, fit
 from invppl.metrics import (
@@ -165,15 +164,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"cluster accuracy {s['cluster_accuracy_mean']:.3f} ± "
             f"{s['cluster_accuracy_sd']:.3f} ({s['seeds']} seeds)"
         )
-    results = {
-        "machine": machine,
-        "settings": {k: str(v) for k, v in vars(args).items()},
-        "rows": rows,
-        "summary": summary,
-    }
-    if args.out is not None:
-        write_json(results, args.out)
-    return results
+    return record_results(machine, args, rows, summary, args.out)
 
 
 if __name__ == "__main__":

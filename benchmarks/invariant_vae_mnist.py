@@ -34,8 +34,7 @@ import optax
 from numpyro.infer import TraceMeanField_ELBO
 from sklearn.model_selection import train_test_split
 
-from invppl._io import write_json
-from invppl._machine import machine_info
+from invppl._machine import machine_info, record_results
 from invppl.datasets import load_mnist
 from invppl.infer import fit
 from invppl.metrics.adversary import ADVERSARY_MODELS, adversary_accuracy_split
@@ -167,15 +166,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"{method:>9}: digit from z {s['digit_accuracy']:.3f} (majority {s['majority']:.3f}),"
             f" reconstruction MSE {s['reconstruction_mse']:.4f}, {s['seeds']} seeds"
         )
-    results = {
-        "machine": machine,
-        "settings": {k: str(v) for k, v in vars(args).items()},
-        "rows": rows,
-        "summary": summary,
-    }
-    if args.out is not None:
-        write_json(results, args.out)
-    return results
+    return record_results(machine, args, rows, summary, args.out)
 
 
 if __name__ == "__main__":

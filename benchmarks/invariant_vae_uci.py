@@ -37,8 +37,7 @@ import numpy as np
 import optax
 from numpyro.infer import TraceMeanField_ELBO
 
-from invppl._io import write_json
-from invppl._machine import machine_info
+from invppl._machine import machine_info, record_results
 from invppl.datasets.uci import load_adult, load_german
 from invppl.infer import fit
 from invppl.metrics.adversary import ADVERSARY_MODELS, adversary_accuracy_split
@@ -194,15 +193,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"{entry['c_majority']:.3f}), y {entry['y_accuracy']:.3f} (majority "
                 f"{entry['y_majority']:.3f}), {len(mine)} seeds"
             )
-    results = {
-        "machine": machine,
-        "settings": {k: str(v) for k, v in vars(args).items()},
-        "rows": rows,
-        "summary": summary,
-    }
-    if args.out is not None:
-        write_json(results, args.out)
-    return results
+    return record_results(machine, args, rows, summary, args.out)
 
 
 if __name__ == "__main__":

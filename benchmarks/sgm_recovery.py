@@ -49,8 +49,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from invppl._io import write_json
-from invppl._machine import machine_info
+from invppl._machine import machine_info, record_results
 from invppl.datasets import SHAPES, SYMMETRY_ORDER, load_mnist, make_dsprites, rotated_mnist
 from invppl.datasets.laws import LAW_KINDS, DeltaLaw, Law, UniformLaw, random_law
 from invppl.infer import fit, fit_two_stage, stage_optimizer
@@ -416,15 +415,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
         recovered = f"{row['all_recovered_seeds']}/{row['seeds']}"
         print(f"{task}: every law recovered in {recovered} seeds; W1 by kind: {kinds}")
-    results = {
-        "machine": machine,
-        "settings": {k: str(v) for k, v in vars(args).items()},
-        "runs": runs,
-        "summary": summary,
-    }
-    if args.out is not None:
-        write_json(results, args.out)
-    return results
+    return record_results(machine, args, runs, summary, args.out)
 
 
 if __name__ == "__main__":
