@@ -8,7 +8,7 @@ import numpy as np
 import optax
 import pytest
 from numpyro.handlers import seed, substitute, trace
-from numpyro.infer import SVI, Trace_ELBO
+from numpyro.infer import SVI, Predictive, Trace_ELBO
 
 from invppl.datasets import load_digits8, rotated_mnist
 from invppl.models.sgm import make_sgm
@@ -61,3 +61,39 @@ def test_bad_configuration_is_named() -> None:
         make_sgm((8, 8, 1), 2, ("spin",), seed=0)
     with pytest.raises(ValueError, match=r"image_shape must be \(height, width, channels\)"):
         make_sgm((8, 8), 2, seed=0)  # type: ignore[arg-type]
+
+
+def test_learned_holds_the_fitted_networks_and_summarises_q_eta() -> None:
+    sgm = make_sgm((8, 8, 1), 3, ("rotation", "tx"), seed=0, **SMALL)
+    x = _data(6)
+    svi = SVI(sgm.model, sgm.guide, optax.adam(1e-2), Trace_ELBO())
+    initial = svi.get_params(svi.init(jax.random.key(0), x))
+    leaves, tree = jax.tree.flatten(initial)
+    keys = jax.random.split(jax.random.key(1), len(leaves))
+    # params away from the modules' own initial weights, which learned() must not use
+    params = jax.tree.unflatten(
+        tree,
+        [
+            leaf + 0.05 * jax.random.normal(k, leaf.shape)
+            for leaf, k in zip(leaves, keys, strict=True)
+        ],
+    )
+    learned = sgm.learned(params)
+    pose = np.asarray(jax.jit(learned.pose)(x))
+    assert pose.shape == (6, 2)
+    # the summary against many guide draws under the fitted params: the circular mean
+    # of the rotation and the mean of the shift, within Monte Carlo error of 32 draws
+    predictive = Predictive(sgm.guide, params=params, num_samples=400, return_sites=["eta"])
+    draws = np.asarray(predictive(jax.random.key(7), x)["eta"])
+    circular = np.angle(np.exp(1j * draws[..., 0]).mean(0))
+    spread = np.abs(np.exp(1j * draws[..., 0]).mean(0))
+    assert np.all(np.abs(np.angle(np.exp(1j * (pose[:, 0] - circular)))) < 3 / np.sqrt(32) / spread)
+    shift_sd = draws[..., 1].std(0)
+    assert np.all(np.abs(pose[:, 1] - draws[..., 1].mean(0)) < 4 * shift_sd / np.sqrt(32) + 1e-3)
+    # the prototype: the decoded mean code of x moved back by the pose
+    loc, _ = learned.encoder(sgm.family.apply(x, -jnp.asarray(pose)))
+    prototype = jax.jit(learned.prototype)(x)
+    np.testing.assert_allclose(
+        prototype, jax.nn.sigmoid(learned.decoder(loc)), rtol=1e-5, atol=1e-6
+    )
+    assert learned.sample_eta(jax.random.key(1), prototype, (5,)).shape == (5, 6, 2)
