@@ -135,6 +135,16 @@ def _in_batches(function: Any, x: np.ndarray, size: int = 256) -> np.ndarray:
     )
 
 
+def _log_density(symmetry: Any, prototypes: np.ndarray, poses: np.ndarray) -> np.ndarray:
+    """log p(f(x) | x̂) per image ``(n,)`` under the fitted stage 2, in batches."""
+    chunks = []
+    for start in range(0, len(poses), 256):
+        batch = slice(start, start + 256)
+        flow = symmetry.eta_distribution(jnp.asarray(prototypes[batch]))
+        chunks.append(np.asarray(flow.log_prob(jnp.asarray(poses[batch]))))
+    return np.concatenate(chunks)
+
+
 ROTATION_TOLERANCE = 0.10
 """The W1 (radians) within which a digit's rotation law counts as recovered (×1.5 for mixtures)."""
 
@@ -152,7 +162,10 @@ def rotation_report(
     a uniform law and the best point mass, the pose error on held-out digits,
     and whether the law was recovered (within :data:`ROTATION_TOLERANCE`), and
     the truth-free median equivariance error of the pose on held-out digits
-    (:func:`invppl.metrics.pose_equivariance_error`).
+    (:func:`invppl.metrics.pose_equivariance_error`), and stage 2's mean
+    log p(f(x) | x̂) on training and on held-out digits: a held-out value far
+    below the training one says that p(η | x̂) memorised its training
+    prototypes (both checks need no true angles).
     Returns the report and the aligned samples per class (for plots).
     """
     poses = _in_batches(symmetry.pose, data.x_train)[:, 0]
@@ -167,6 +180,12 @@ def rotation_report(
     equivariance = pose_equivariance_error(
         jax.jit(symmetry.pose), symmetry.family, jnp.asarray(data.x_test), turns
     )
+    # stage 2's fit on held-out digits against its training digits: log p(f(x) | x̂) per image
+    prototypes_train = _in_batches(symmetry.prototype, data.x_train)
+    log_density = {
+        "train": _log_density(symmetry, prototypes_train, poses[:, None]),
+        "test": _log_density(symmetry, prototypes, poses_test[:, None]),
+    }
     truth_rng = np.random.default_rng([seed, 3])
     report: dict[str, dict[str, Any]] = {}
     aligned: dict[int, np.ndarray] = {}
@@ -191,6 +210,8 @@ def rotation_report(
             "wasserstein_circle_aligned": recovery.w1,
             "test_examples": int(in_test.sum()),
             "equivariance_error": float(np.median(equivariance[in_test])),
+            "log_density_train": float(np.mean(log_density["train"][in_train])),
+            "log_density_test": float(np.mean(log_density["test"][in_test])),
             **{k: v for k, v in recovery.to_dict().items() if k not in ("offset", "w1")},
         }
     return report, aligned
