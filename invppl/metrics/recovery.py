@@ -23,7 +23,7 @@ transformation of each example. Then, on held-out examples of the class:
 A law counts as recovered when ``w1`` is within ``tolerance`` and no worse
 than the better baseline, leaving out a baseline that is the truth itself
 (the point mass for a point-mass law, the uniform law for a uniform one:
-within a quarter of the tolerance of it), which no learned law can beat.
+within half the tolerance of it), which no learned law can beat.
 
 :func:`pose_equivariance_error` needs no truth: how far f is from
 f(T_η x) = η ∘ f(x) on held-out data, the check that flags a failed stage 1.
@@ -46,8 +46,12 @@ from invppl.transforms.family import TransformFamily
 
 __all__ = ["LawRecovery", "law_recovery", "pose_equivariance_error"]
 
-_SAME = 0.25
-"""A baseline within this fraction of the tolerance of the truth is the truth itself."""
+_SAME = 0.5
+"""A baseline within this fraction of the tolerance of the truth is the truth itself.
+
+Half the tolerance: the truth is a finite sample (4,000 draws put a uniform law
+on the circle about 0.03 rad from itself), so a uniform law's own baseline is
+never exactly 0."""
 
 
 @dataclass(frozen=True)

@@ -57,14 +57,14 @@ def test_baselines_have_their_closed_forms() -> None:
 
 def test_a_smeared_law_is_not_recovered_even_within_tolerance() -> None:
     rng = np.random.default_rng(2)
-    eta = rng.uniform(-0.1, 0.1, 3000)
-    truth = rng.uniform(-0.1, 0.1, 4000)  # the best point mass is 0.05 away
-    smeared = eta + rng.normal(0, 0.15, eta.size)
-    report = _report(smeared, truth, eta, smeared, tolerance=0.15, period=TWO_PI)
-    assert report.w1 < 0.15  # within tolerance ...
+    eta = rng.uniform(-0.4, 0.4, 3000)
+    truth = rng.uniform(-0.4, 0.4, 4000)  # the best point mass is 0.2 away
+    smeared = eta + rng.normal(0, 0.5, eta.size)
+    report = _report(smeared, truth, eta, smeared, tolerance=0.3, period=TWO_PI)
+    assert report.w1 < 0.3  # within tolerance ...
     assert report.w1 > report.point_baseline  # ... but worse than "no rotation"
     assert not report.recovered
-    assert report.pose_error == pytest.approx(0.15 * math.sqrt(2 / math.pi), rel=0.1)
+    assert report.pose_error == pytest.approx(0.5 * math.sqrt(2 / math.pi), rel=0.1)
 
 
 def test_a_shape_with_fourfold_symmetry_is_judged_on_its_own_circle() -> None:
