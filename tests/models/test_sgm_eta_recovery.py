@@ -7,10 +7,13 @@ hearts: always upright). A shape's rotation is identifiable only modulo
 offset, so per shape the learned p(η | x̂) on held-out shapes is aligned by
 the circular mean of f(x) − θ over training shapes and compared with the law
 on the circle of period 2π / order, by the 1-D Wasserstein distance on that
-circle. The distances seen are printed (``pytest -s``) and a loose bound,
-a fraction of the period, is asserted. Seen (2-CPU machine, seed 0): W1 / period
-0.069 (square), 0.044 (ellipse), 0.041 (heart, W1 0.26 rad to the point mass,
-against π/2 for a uniform law), in about 2 min 20 s.
+circle. The distances seen are printed (``pytest -s``) and bounds of about
+three times them are asserted. Seen (2-CPU AMD EPYC, seed 0, 800 pose steps
+with the consistency term, 1,500 prior steps): W1 / period 0.018 (square),
+0.0068 (ellipse), 0.0033 (heart, W1 0.021 rad to the point mass, against π/2
+for a uniform law), in about 6 minutes on a shared machine. Before issue 12's
+changes the same test saw 0.069, 0.044 and 0.041 (heart 0.26 rad) and asserted
+0.15.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ LAWS = {
     "ellipse": {"rotation": UniformLaw(-math.pi / 4, math.pi / 4)},
     "heart": {"rotation": DeltaLaw(0.0)},
 }
-BOUND = {"square": 0.15, "ellipse": 0.15, "heart": 0.15}
+BOUND = {"square": 0.05, "ellipse": 0.03, "heart": 0.02}
 """Asserted W1 bounds as fractions of each shape's period 2π / order."""
 
 
@@ -94,6 +97,6 @@ def test_two_stage_sgm_recovers_per_shape_rotation_laws() -> None:
     print(seen)
     for shape in SHAPES:
         assert seen[shape]["w1_over_period"] < BOUND[shape], (shape, seen)
-    # hearts learn (nearly) no rotation: their aligned p(η | x̂) is far closer to the point
-    # mass at 0 than a rotation-blind uniform law on the circle, whose W1 to it is π/2
-    assert seen["heart"]["w1"] < 0.25 * (math.pi / 2), seen
+    # hearts learn no rotation: their aligned p(η | x̂) is within 0.08 rad of the point
+    # mass at 0 (a rotation-blind uniform law on the circle is π/2 from it)
+    assert seen["heart"]["w1"] < 0.08, seen
