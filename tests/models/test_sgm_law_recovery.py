@@ -28,7 +28,12 @@ BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "sgm_recovery.p
 def test_two_stage_sgm_recovers_random_laws(task: str, seed: int) -> None:
     benchmark = runpy.run_path(str(BENCHMARK), run_name="sgm_recovery")
     settings = argparse.Namespace(
-        examples=3000, pose_steps=1000, prior_steps=1500, batch_size=64, hidden=64
+        examples=3000,
+        pose_steps=1000,
+        prior_steps=1500,
+        batch_size=64,
+        hidden=64,
+        method="two-stage",
     )
     run = benchmark["one_run"](task, seed, settings)
     benchmark["print_run"](run)
