@@ -192,7 +192,7 @@ def pose_equivariance_error(
     ``(batch, k)``, the composed map M = T_f(x) ∘ T_f(T_η x)⁻¹ ∘ T_η is the
     identity for an exactly equivariant f; this returns ‖M − I‖_F / √2 over
     its free entries (:func:`invppl.models.sgm_two_stage.pose_residual`),
-    which for a rotation is the chord 2|sin(d/2)| ≈ |d| (at most 2), d the
+    which for a rotation is the chord ``2 |sin(d / 2)|`` (about ``|d|``, at most 2), d the
     angle by which f misses.
     Held-out examples with a large error are ones whose prototype cannot be
     trusted; a fit whose median error is large has failed, whatever its loss.

@@ -13,7 +13,7 @@ rough in η), and the two maps are composed before one resampling. The second
 term (the reference code's "η reconstruction" loss) asks the same of the
 transformations themselves: the composed map M_s should be the identity,
 measured entry by entry with a Huber function h of small radius (nearly
-|·|, so that for a nearly symmetric shape f settles on one of the modes
+``|·|``, so that for a nearly symmetric shape f settles on one of the modes
 instead of between them). It gives a smooth, non-vanishing signal where the
 pixel loss is flat (thin or nearly symmetric shapes, small errors), which is
 what makes narrow and absent symmetries come out narrow; its weight λ_t
