@@ -165,7 +165,9 @@ def rotation_report(
     (:func:`invppl.metrics.pose_equivariance_error`), and stage 2's mean
     log p(f(x) | x̂) on training and on held-out digits: a held-out value far
     below the training one says that p(η | x̂) memorised its training
-    prototypes (both checks need no true angles).
+    prototypes, values near −log 2π ≈ −1.84 that it learned no more than a
+    uniform law (these checks need no true angles). A class without training
+    or held-out digits is reported as not judged.
     Returns the report and the aligned samples per class (for plots).
     """
     poses = _in_batches(symmetry.pose, data.x_train)[:, 0]
@@ -192,6 +194,13 @@ def rotation_report(
     for label, law in data.laws.items():
         in_train = data.labels_train == label
         in_test = data.labels_test == label
+        if not (in_train.any() and in_test.any()):
+            report[data.class_names[label]] = {
+                "test_examples": int(in_test.sum()),
+                "verdict": "not judged: the class has no training or no held-out examples",
+            }
+            aligned[label] = np.zeros(0)
+            continue
         _, resultant = _circular_mean(poses[in_train] - data.angles_train[in_train])
         recovery = law_recovery(
             samples[:, in_test].ravel(),

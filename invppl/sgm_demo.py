@@ -159,12 +159,14 @@ def run_sgm_demo(
     for label, law in data.laws.items():
         name = data.class_names[label]
         row = per_digit[name]
-        summary.append(
-            f"{name} (true law {law!r}): {row['verdict']}; equivariance error "
-            f"{row['equivariance_error']:.3f} rad; stage 2's log p(f(x) | x̂) "
-            f"{row['log_density_train']:.2f} on training digits, "
-            f"{row['log_density_test']:.2f} held out"
-        )
+        line = f"{name} (true law {law!r}): {row['verdict']}"
+        if "equivariance_error" in row:
+            line += (
+                f"; equivariance error {row['equivariance_error']:.3f} rad; stage 2's "
+                f"log p(f(x) | x̂) {row['log_density_train']:.2f} on training digits, "
+                f"{row['log_density_test']:.2f} held out"
+            )
+        summary.append(line)
     prototypes_test = np.asarray(jax.jit(symmetry.prototype)(shown))
     figure, axes = plt.subplots(1, len(data.laws), figsize=(4 * len(data.laws), 3.2))
     grid = np.linspace(-math.pi, math.pi, 361)
