@@ -195,7 +195,7 @@ def pose_model(
     assert counter is not None
     step = counter["step"]
     counter["step"] = step + 1
-    sigma = blur * jnp.clip(1.0 - step / max(blur_steps, 1), 0.0, 1.0)
+    sigma = blur * _linear_decay(step, max(blur_steps, 1))
     batch = x.shape[0]
     key = numpyro.prng_key()
     if augment_warmup > 0:
