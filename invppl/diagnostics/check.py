@@ -32,6 +32,7 @@ from jax import Array
 from xarray import DataTree
 
 from invppl._checks import check_int
+from invppl.diagnostics._checks import check_counts, check_guide_has_eta
 from invppl.diagnostics.compare import compare_to_reference, worst_examples
 from invppl.diagnostics.convert import eta_parameters, from_guide, latent_sites
 from invppl.diagnostics.psis import KHAT_UNRELIABLE, MIN_SAMPLES, pareto_khat
@@ -133,6 +134,86 @@ def _check_reference(
         )
 
 
+def _check_settings(
+    x: Array, min_coverage: float, sbc_simulations: int | None, **counts: tuple[object, int]
+) -> None:
+    """Checks ``x`` ``(N, ...)`` has N ≥ 1, ``min_coverage`` ∈ [0, 1] and every count.
+
+    ``counts`` maps each count's name to ``(value, minimum)``; ``sbc_simulations``
+    is checked last, and only when SBC is not skipped (not None).
+    """
+    x_shape = np.shape(x)
+    if len(x_shape) < 1 or x_shape[0] < 1:
+        raise ValueError(f"x must hold at least one example along its first axis, got {x_shape}")
+    if not 0 <= min_coverage <= 1:
+        raise ValueError(f"min_coverage must be in [0, 1], got {min_coverage}")
+    check_counts(**counts)
+    if sbc_simulations is not None:
+        check_int(sbc_simulations, "sbc_simulations", minimum=2)
+
+
+def _checked_parameters(
+    model: Any,
+    guide: Any,
+    params: Mapping[str, Any],
+    x: Array,
+    parameters: Sequence[Parameter] | None,
+    eta_site: str,
+    reference: DataTree | None,
+    examples: Sequence[int] | None,
+) -> tuple[Parameter, ...]:
+    """η's parameters, once the model, a given reference and the guide all hold η.
+
+    ``x`` is ``(N, ...)``; the model's latent sites must lie in the data plate,
+    a given ``reference`` must hold the same N examples and parameters (see
+    :func:`_check_reference`), and ``guide(x)`` must have η's site.
+    """
+    model_sites = latent_sites(model, params, x)
+    checked = eta_parameters(model_sites, eta_site, parameters)
+    if reference is not None:
+        _check_reference(reference, eta_site, checked, np.shape(x)[0], examples)
+    check_guide_has_eta(guide, params, x, eta_site)
+    return checked
+
+
+def _psis_group(khat: pd.DataFrame, labels: np.ndarray) -> xr.Dataset:
+    """The ``psis`` group: ``khat`` and ``ess`` ``(N,)`` of :func:`pareto_khat`'s table.
+
+    ``labels`` ``(N,)`` are the examples' labels, the table's index.
+    """
+    return xr.Dataset(
+        {"khat": ("example", khat.khat.values), "ess": ("example", khat.ess.values)},
+        coords={"example": labels},
+    )
+
+
+def _summary(
+    compared: pd.DataFrame, khat: pd.DataFrame, converged: pd.DataFrame, min_coverage: float
+) -> pd.DataFrame:
+    """One row per (example, parameter): the comparison, k̂ and the reference's convergence.
+
+    ``compared`` is indexed by (example, parameter), ``khat`` and ``converged`` by
+    example; ``trusted`` holds where the reference converged, k̂ ≤ 0.7 and the
+    guide's 90% interval holds at least ``min_coverage`` of the reference's mass.
+    """
+    summary = compared.join(khat.rename(columns={"ess": "psis_ess"}).drop(columns="reliable"))
+    summary = summary.join(converged.rename(columns={"converged": "reference_converged"}))
+    summary["trusted"] = (
+        summary.reference_converged
+        & (summary.khat <= KHAT_UNRELIABLE)
+        & (summary.coverage_90 >= min_coverage)
+    )
+    return summary
+
+
+def _sbc_group(ranks: np.ndarray, parameters: Sequence[Parameter]) -> xr.Dataset:
+    """The ``sbc`` group: :func:`sbc`'s ``(simulation, parameter)`` ranks, parameters by name."""
+    return xr.Dataset(
+        {"ranks": (("simulation", "parameter"), ranks)},
+        coords={"parameter": [p.name for p in parameters]},
+    )
+
+
 def check_eta(
     model: Any,
     guide: Any,
@@ -157,6 +238,11 @@ def check_eta(
     seed: int = 0,
 ) -> EtaCheck:
     """Checks the guide's η posterior on the examples ``x`` (see the module docs).
+
+    (Long for its twenty settings: the signature and the documentation below
+    give each a line or more, and the body passes each on by name, one per
+    line, to the public function that uses it. The body is one named step after
+    another: check, draw from the guide, run NUTS, compare, PSIS, SBC.)
 
     Args:
         model, guide: a fitted NumPyro model/guide pair, called as ``model(x)`` and
@@ -191,28 +277,20 @@ def check_eta(
             lies outside the data plate, the model rejects ``x``'s shape, or a count
             is out of range; all before any sampling.
     """
-    x_shape = np.shape(x)
-    if len(x_shape) < 1 or x_shape[0] < 1:
-        raise ValueError(f"x must hold at least one example along its first axis, got {x_shape}")
-    if not 0 <= min_coverage <= 1:
-        raise ValueError(f"min_coverage must be in [0, 1], got {min_coverage}")
-    for name, value, low in (
-        ("guide_samples", guide_samples, MIN_SAMPLES),
-        ("num_chains", num_chains, 2),
-        ("num_warmup", num_warmup, 1),
-        ("num_samples", num_samples, 2),
-        ("max_tree_depth", max_tree_depth, 1),
-        ("sbc_samples", sbc_samples, 1),
-    ):
-        check_int(value, name, minimum=low)
-    if sbc_simulations is not None:
-        check_int(sbc_simulations, "sbc_simulations", minimum=2)
-    model_sites = latent_sites(model, params, x)
-    parameters = eta_parameters(model_sites, eta_site, parameters)
-    if reference is not None:
-        _check_reference(reference, eta_site, parameters, x_shape[0], examples)
-    if eta_site not in latent_sites(guide, params, x):
-        raise KeyError(f"the guide has no latent site {eta_site!r} for η")
+    _check_settings(
+        x,
+        min_coverage,
+        sbc_simulations,
+        guide_samples=(guide_samples, MIN_SAMPLES),
+        num_chains=(num_chains, 2),
+        num_warmup=(num_warmup, 1),
+        num_samples=(num_samples, 2),
+        max_tree_depth=(max_tree_depth, 1),
+        sbc_samples=(sbc_samples, 1),
+    )
+    parameters = _checked_parameters(
+        model, guide, params, x, parameters, eta_site, reference, examples
+    )
     tree = from_guide(
         guide,
         params,
@@ -248,17 +326,8 @@ def check_eta(
     khat = pareto_khat(
         model, guide, params, x, num_samples=guide_samples, seed=seed + 2, examples=labels
     )
-    tree["psis"] = xr.Dataset(
-        {"khat": ("example", khat.khat.values), "ess": ("example", khat.ess.values)},
-        coords={"example": labels},
-    )
-    summary = compared.join(khat.rename(columns={"ess": "psis_ess"}).drop(columns="reliable"))
-    summary = summary.join(converged.rename(columns={"converged": "reference_converged"}))
-    summary["trusted"] = (
-        summary.reference_converged
-        & (summary.khat <= KHAT_UNRELIABLE)
-        & (summary.coverage_90 >= min_coverage)
-    )
+    tree["psis"] = _psis_group(khat, labels)
+    summary = _summary(compared, khat, converged, min_coverage)
     calibration = None
     if sbc_simulations is not None:
         calibration = sbc(
@@ -272,8 +341,5 @@ def check_eta(
             num_samples=sbc_samples,
             seed=seed + 3,
         )
-        tree["sbc"] = xr.Dataset(
-            {"ranks": (("simulation", "parameter"), calibration.ranks)},
-            coords={"parameter": [p.name for p in parameters]},
-        )
+        tree["sbc"] = _sbc_group(calibration.ranks, parameters)
     return EtaCheck(tree, summary, calibration, parameters, eta_site)

@@ -44,7 +44,7 @@ from numpyro.infer.hmc import hmc
 from numpyro.infer.util import log_density
 from xarray import DataTree
 
-from invppl._checks import check_int
+from invppl.diagnostics._checks import check_counts
 from invppl.diagnostics.convert import (
     _check_per_example,
     eta_parameters,
@@ -127,6 +127,84 @@ def _potential(
     return generator
 
 
+_Run = Callable[[Array, Array], tuple[dict[str, Array], Array, Array, Array]]
+"""``run(key, x1)``: one NUTS chain on one example ``x1`` ``(1, ...)``; see :func:`_nuts_run`."""
+
+
+def _nuts_run(
+    model: Any,
+    params: Mapping[str, Any],
+    coordinates: _Coordinates,
+    *,
+    num_warmup: int,
+    num_samples: int,
+    max_tree_depth: int,
+    target_accept_prob: float,
+) -> _Run:
+    """One NUTS chain as a function ``run(key, x1)`` of a PRNG key and one example ``x1``.
+
+    ``run`` starts over-dispersed (:meth:`_Coordinates.initial`), adapts the step
+    size and a diagonal mass matrix over ``num_warmup`` discarded steps, then
+    returns ``num_samples`` draws: ``({site: (num_samples, 1, ...)}, diverging,
+    num_steps, accept_prob)``, the last three ``(num_samples,)``.
+    """
+    init_kernel, sample_kernel = hmc(
+        potential_fn_gen=_potential(model, params, coordinates), algo="NUTS"
+    )
+
+    def run(key: Array, x1: Array) -> tuple[dict[str, Array], Array, Array, Array]:
+        start_key, run_key = jax.random.split(key)
+        state = init_kernel(
+            coordinates.initial(start_key),
+            num_warmup,
+            model_args=(x1,),
+            rng_key=run_key,
+            max_tree_depth=max_tree_depth,
+            target_accept_prob=target_accept_prob,
+        )
+        step = partial(sample_kernel, model_args=(x1,))
+        state = jax.lax.fori_loop(0, num_warmup, lambda _, s: step(s), state)
+
+        def draw(s: Any, _: None) -> tuple[Any, tuple]:
+            s = step(s)
+            values, _log_det = coordinates.constrain(s.z)
+            return s, (values, s.diverging, s.num_steps, s.accept_prob)
+
+        _, (values, diverging, steps, accept) = jax.lax.scan(draw, state, None, length=num_samples)
+        return values, diverging, steps, accept
+
+    return run
+
+
+def _layout(a: Array, batch: int, num_chains: int) -> np.ndarray:
+    """``(batch · num_chains, draw, ...)``, example-major, → ``(chain, draw, example, ...)``."""
+    flat = np.asarray(a)
+    return np.moveaxis(flat.reshape((batch, num_chains, *flat.shape[1:])), 0, 2)
+
+
+def _every_chain(
+    run: _Run, x: Array, num_chains: int, seed: int
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """``num_chains`` runs of ``run`` on every example of ``x`` ``(batch, ...)``, in one program.
+
+    Returns ``({site: (chain, draw, example, ...)}, sample_stats)``, the stats
+    ``diverging``, ``tree_depth`` (log2 of the leapfrog steps + 1) and
+    ``accept_prob``, each ``(chain, draw, example)``.
+    """
+    batch = x.shape[0]
+    keys = jax.random.split(jax.random.PRNGKey(seed), batch * num_chains)
+    # one flat vmap over (example, chain) pairs traces faster than a nested one
+    repeated = jnp.repeat(x, num_chains, axis=0)[:, None]
+    values, diverging, steps, accept = jax.jit(jax.vmap(run))(keys, repeated)
+    draws = {k: _layout(v[:, :, 0], batch, num_chains) for k, v in values.items()}
+    stats = {
+        "diverging": _layout(diverging, batch, num_chains),
+        "tree_depth": np.log2(_layout(steps, batch, num_chains) + 1.0),
+        "accept_prob": _layout(accept, batch, num_chains),
+    }
+    return draws, stats
+
+
 def reference_posterior(
     model: Any,
     params: Mapping[str, Any],
@@ -165,13 +243,12 @@ def reference_posterior(
         KeyError, ValueError, TypeError: see :func:`~invppl.diagnostics.eta_parameters`;
         ``ValueError`` for a latent site outside the data plate or bad counts.
     """
-    for name, value, low in (
-        ("num_chains", num_chains, 1),
-        ("num_warmup", num_warmup, 1),
-        ("num_samples", num_samples, 2),
-        ("max_tree_depth", max_tree_depth, 1),
-    ):
-        check_int(value, name, minimum=low)
+    check_counts(
+        num_chains=(num_chains, 1),
+        num_warmup=(num_warmup, 1),
+        num_samples=(num_samples, 2),
+        max_tree_depth=(max_tree_depth, 1),
+    )
     if not 0 < target_accept_prob < 1:
         raise ValueError(f"target_accept_prob must be in (0, 1), got {target_accept_prob}")
     x = jnp.asarray(x)
@@ -179,48 +256,16 @@ def reference_posterior(
     _check_per_example(sites, x.shape[0])
     parameters = eta_parameters(sites, eta_site, parameters)
     coordinates = _Coordinates(sites, eta_site, parameters)
-    init_kernel, sample_kernel = hmc(
-        potential_fn_gen=_potential(model, params, coordinates), algo="NUTS"
+    run = _nuts_run(
+        model,
+        params,
+        coordinates,
+        num_warmup=num_warmup,
+        num_samples=num_samples,
+        max_tree_depth=max_tree_depth,
+        target_accept_prob=target_accept_prob,
     )
-
-    def run(key: Array, x1: Array) -> tuple[dict[str, Array], Array, Array, Array]:
-        start_key, run_key = jax.random.split(key)
-        state = init_kernel(
-            coordinates.initial(start_key),
-            num_warmup,
-            model_args=(x1,),
-            rng_key=run_key,
-            max_tree_depth=max_tree_depth,
-            target_accept_prob=target_accept_prob,
-        )
-        step = partial(sample_kernel, model_args=(x1,))
-        state = jax.lax.fori_loop(0, num_warmup, lambda _, s: step(s), state)
-
-        def draw(s: Any, _: None) -> tuple[Any, tuple]:
-            s = step(s)
-            values, _log_det = coordinates.constrain(s.z)
-            return s, (values, s.diverging, s.num_steps, s.accept_prob)
-
-        _, (values, diverging, steps, accept) = jax.lax.scan(draw, state, None, length=num_samples)
-        return values, diverging, steps, accept
-
-    batch = x.shape[0]
-    keys = jax.random.split(jax.random.PRNGKey(seed), batch * num_chains)
-    # one flat vmap over (example, chain) pairs traces faster than a nested one
-    repeated = jnp.repeat(x, num_chains, axis=0)[:, None]
-    values, diverging, steps, accept = jax.jit(jax.vmap(run))(keys, repeated)
-
-    def layout(a: Array) -> np.ndarray:
-        """(example · chain, draw, ...) → (chain, draw, example, ...)."""
-        flat = np.asarray(a)
-        return np.moveaxis(flat.reshape((batch, num_chains, *flat.shape[1:])), 0, 2)
-
-    draws = {k: layout(v[:, :, 0]) for k, v in values.items()}
-    stats = {
-        "diverging": layout(diverging),
-        "tree_depth": np.log2(layout(steps) + 1.0),
-        "accept_prob": layout(accept),
-    }
+    draws, stats = _every_chain(run, x, num_chains, seed)
     return to_datatree(
         draws,
         parameters,

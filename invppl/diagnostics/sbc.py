@@ -21,7 +21,7 @@ Because the guide is amortised no refitting is needed (unlike NumPyro's
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +36,7 @@ from jax import Array
 from numpyro import handlers
 from numpyro.primitives import Messenger
 
-from invppl._checks import check_int
+from invppl.diagnostics._checks import check_counts, check_guide_has_eta
 from invppl.diagnostics.convert import eta_parameters, latent_sites
 from invppl.transforms.support import Parameter, Periodic
 
@@ -140,6 +140,92 @@ def _order_values(
     return out
 
 
+_Round = Callable[[Array], tuple[Array, Array, Array]]
+"""``one_round(key)``: one simulated batch, see :func:`_simulation_round`."""
+
+
+def _simulation_round(
+    model: Any,
+    guide: Any,
+    params: Mapping[str, Any],
+    x_template: Array,
+    eta_site: str,
+    num_samples: int,
+) -> _Round:
+    """A compiled ``one_round(key)``: simulate a batch shaped like ``x_template``, draw the guide.
+
+    ``one_round`` returns ``(truth, draws, centres)``: the simulated η
+    ``(batch, k)``, ``num_samples`` guide draws ``(num_samples, batch, k)`` given
+    the simulated data, and as many further draws that place each periodic
+    parameter's cut (:func:`_order_values`).
+    """
+    fixed_guide = handlers.substitute(guide, data=dict(params))
+
+    def draw_guide(key: Array, x: Array) -> Array:
+        trace = handlers.trace(handlers.seed(fixed_guide, key)).get_trace(x)
+        return trace[eta_site]["value"]
+
+    @jax.jit
+    def one_round(key: Array) -> tuple[Array, Array, Array]:
+        simulate_key, draw_key, centre_key = jax.random.split(key, 3)
+        x, latents = simulate(model, params, x_template, seed=simulate_key)
+        draws = jax.lax.map(lambda k: draw_guide(k, x), jax.random.split(draw_key, num_samples))
+        centres = jax.lax.map(lambda k: draw_guide(k, x), jax.random.split(centre_key, num_samples))
+        return latents[eta_site], draws, centres
+
+    return one_round
+
+
+def _ranks(
+    one_round: _Round, parameters: Sequence[Parameter], rounds: int, seed: int
+) -> np.ndarray:
+    """``(rounds · batch, k)`` ranks ``#{l : η_l < η*}`` of each simulated η among its draws."""
+    keys = jax.random.split(jax.random.PRNGKey(seed), rounds)
+    ranks = []
+    for key in keys:
+        truth, draws, centres = (np.asarray(a) for a in one_round(key))
+        truth_v = _order_values(truth, centres, parameters)
+        draws_v = _order_values(draws, centres, parameters)
+        ranks.append(np.sum(draws_v < truth_v[None], axis=0))
+    return np.concatenate(ranks, axis=0)
+
+
+def _default_bins(num_simulations: int, num_samples: int) -> int:
+    """About ``num_simulations / 10`` rank bins, from 2 to 20, dividing L + 1 when possible."""
+    bins = int(max(2, min(20, num_simulations // 10)))
+    while bins > 2 and (num_samples + 1) % bins:
+        bins -= 1
+    return bins
+
+
+def _uniformity_table(
+    rank: np.ndarray, num_samples: int, bins: int, parameters: Sequence[Parameter], seed: int
+) -> pd.DataFrame:
+    """Per parameter, tests that the ``(num_simulations, k)`` ranks in ``0..L`` are uniform.
+
+    Columns: ``p_value`` (ArviZ's test of the randomised PIT ``(r + U) / (L + 1)``,
+    U uniform from ``seed``), ``chi2_p_value`` (χ² on ``bins`` equal-width rank
+    bins) and ``mean_pit``; indexed by parameter name.
+    """
+    pit = (rank + np.random.default_rng(seed).uniform(size=rank.shape)) / (num_samples + 1)
+    rows = []
+    edges = np.linspace(0, num_samples + 1, bins + 1)
+    for j, parameter in enumerate(parameters):
+        p_value = float(array_stats.uniformity_test(pit[:, j])[0])
+        counts, _ = np.histogram(rank[:, j], bins=edges)
+        expected = np.diff(np.ceil(edges))  # integers per bin
+        chi2 = scipy.stats.chisquare(counts, expected * counts.sum() / expected.sum())
+        rows.append(
+            {
+                "parameter": parameter.name,
+                "p_value": p_value,
+                "chi2_p_value": float(chi2.pvalue),
+                "mean_pit": float(pit[:, j].mean()),
+            }
+        )
+    return pd.DataFrame(rows).set_index("parameter")
+
+
 def sbc(
     model: Any,
     guide: Any,
@@ -168,56 +254,15 @@ def sbc(
             most 20, and dividing L + 1 when possible).
         seed: the PRNG seed.
     """
-    check_int(num_simulations, "num_simulations", minimum=2)
-    check_int(num_samples, "num_samples", minimum=1)
+    check_counts(num_simulations=(num_simulations, 2), num_samples=(num_samples, 1))
     x_template = jnp.asarray(x_template)
     present = latent_sites(model, params, x_template)
     parameters = eta_parameters(present, eta_site, parameters)
-    if eta_site not in latent_sites(guide, params, x_template):
-        raise KeyError(f"the guide has no latent site {eta_site!r} for η")
-    batch = x_template.shape[0]
-    rounds = math.ceil(num_simulations / batch)
-    fixed_guide = handlers.substitute(guide, data=dict(params))
-
-    def draw_guide(key: Array, x: Array) -> Array:
-        trace = handlers.trace(handlers.seed(fixed_guide, key)).get_trace(x)
-        return trace[eta_site]["value"]
-
-    @jax.jit
-    def one_round(key: Array) -> tuple[Array, Array, Array]:
-        simulate_key, draw_key, centre_key = jax.random.split(key, 3)
-        x, latents = simulate(model, params, x_template, seed=simulate_key)
-        draws = jax.lax.map(lambda k: draw_guide(k, x), jax.random.split(draw_key, num_samples))
-        centres = jax.lax.map(lambda k: draw_guide(k, x), jax.random.split(centre_key, num_samples))
-        return latents[eta_site], draws, centres
-
-    keys = jax.random.split(jax.random.PRNGKey(seed), rounds)
-    ranks = []
-    for key in keys:
-        truth, draws, centres = (np.asarray(a) for a in one_round(key))
-        truth_v = _order_values(truth, centres, parameters)
-        draws_v = _order_values(draws, centres, parameters)
-        ranks.append(np.sum(draws_v < truth_v[None], axis=0))
-    rank = np.concatenate(ranks, axis=0)[:num_simulations]
+    check_guide_has_eta(guide, params, x_template, eta_site)
+    one_round = _simulation_round(model, guide, params, x_template, eta_site, num_samples)
+    rounds = math.ceil(num_simulations / x_template.shape[0])
+    rank = _ranks(one_round, parameters, rounds, seed)[:num_simulations]
     if bins is None:
-        bins = int(max(2, min(20, num_simulations // 10)))
-        while bins > 2 and (num_samples + 1) % bins:
-            bins -= 1
-    pit = (rank + np.random.default_rng(seed).uniform(size=rank.shape)) / (num_samples + 1)
-    rows = []
-    edges = np.linspace(0, num_samples + 1, bins + 1)
-    for j, parameter in enumerate(parameters):
-        p_value = float(array_stats.uniformity_test(pit[:, j])[0])
-        counts, _ = np.histogram(rank[:, j], bins=edges)
-        expected = np.diff(np.ceil(edges))  # integers per bin
-        chi2 = scipy.stats.chisquare(counts, expected * counts.sum() / expected.sum())
-        rows.append(
-            {
-                "parameter": parameter.name,
-                "p_value": p_value,
-                "chi2_p_value": float(chi2.pvalue),
-                "mean_pit": float(pit[:, j].mean()),
-            }
-        )
-    table = pd.DataFrame(rows).set_index("parameter")
+        bins = _default_bins(num_simulations, num_samples)
+    table = _uniformity_table(rank, num_samples, bins, parameters, seed)
     return SBCResult(rank, num_samples, parameters, table, bins)

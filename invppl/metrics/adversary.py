@@ -46,12 +46,13 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from invppl._checks import check_int
+from invppl.metrics._checks import as_float, code_matrix, finite_codes
 
 __all__ = [
     "ADVERSARY_MODELS",
@@ -134,26 +135,11 @@ class AdversaryResult:
 
 def _check_codes(codes: ArrayLike, name: str) -> np.ndarray:
     """Checks ``(n, d)`` finite real codes; returns them as float64."""
-    array = np.asarray(codes)
-    if array.ndim != 2:
-        raise ValueError(
-            f"{name} must have shape (num_examples, latent_dim), got ndim {array.ndim} with "
-            f"shape {array.shape} (reshape one-dimensional codes to (n, 1))"
-        )
-    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_) or np.iscomplexobj(
-        array
-    ):
-        raise ValueError(f"{name} must be real numbers, got dtype {array.dtype}")
+    hint = " (reshape one-dimensional codes to (n, 1))"
+    array = code_matrix(codes, name, rows="num_examples", hint=hint, allow_bool=True)
     if array.shape[0] == 0:
         raise ValueError(f"{name} is empty (shape {array.shape}); need at least one example")
-    if array.shape[1] == 0:
-        raise ValueError(f"{name} has latent_dim 0 (shape {array.shape}); need at least one")
-    array = array.astype(np.float64)
-    finite = np.isfinite(array)
-    if not np.all(finite):
-        bad = int(array.size - np.count_nonzero(finite))
-        raise ValueError(f"{name} contains {bad} NaN or infinite value(s); expected finite values")
-    return array
+    return finite_codes(array, name)
 
 
 def _is_text(array: np.ndarray) -> bool:
@@ -221,25 +207,28 @@ def _check_models(models: Sequence[str]) -> tuple[str, ...]:
 
 def _check_fraction(value: object, name: str, *, allow_zero: bool) -> float:
     interval = "[0, 1)" if allow_zero else "(0, 1)"
-    if isinstance(value, bool | np.bool_):
-        raise ValueError(f"{name} must be a number in {interval}, got the bool {value!r}")
-    try:
-        fraction = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"{name} must be a number in {interval}, got {type(value).__name__} {value!r}"
-        ) from None
+    fraction = as_float(value, name, f"a number in {interval}")
     low_ok = fraction >= 0 if allow_zero else fraction > 0
     if not (low_ok and fraction < 1):
         raise ValueError(f"{name} must be in {interval}, got {fraction}")
     return fraction
 
 
+class _Settings(NamedTuple):
+    """The adversaries' settings, as checked by :func:`_check_settings`."""
+
+    models: tuple[str, ...]
+    seed: int
+    hidden: int
+    max_iter: int
+    validation_fraction: float
+
+
 def _check_settings(
     models: Sequence[str], seed: int, hidden: int, max_iter: int, validation_fraction: float
-) -> tuple[tuple[str, ...], int, int, int, float]:
-    """The adversaries' settings, checked: (models, seed, hidden, max_iter, validation_fraction)."""
-    return (
+) -> _Settings:
+    """The adversaries' settings, checked in that order."""
+    return _Settings(
         _check_models(models),
         check_int(seed, "seed", minimum=0, maximum=2**32 - 1),
         check_int(hidden, "hidden", minimum=1),
@@ -257,32 +246,134 @@ def _describe(labels: np.ndarray) -> str:
     return ", ".join(repr(_label(value)) for value in labels)
 
 
+def _class_counts(labels: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The ``(c,)`` sorted distinct classes of ``(n,)`` labels and ``(c,)`` their counts, c ≥ 2."""
+    classes, counts = np.unique(labels, return_counts=True)
+    if classes.size < 2:
+        raise ValueError(
+            f"{name} has {classes.size} distinct class(es) ({_describe(classes)}); an adversary "
+            "needs at least 2"
+        )
+    return classes, counts
+
+
+def _check_split_codes(
+    train_codes: ArrayLike, test_codes: ArrayLike
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(num_train, d)`` and ``(num_test, d)`` float64 codes of both parts, one ``d``."""
+    train_x = _check_codes(train_codes, "train_codes")
+    test_x = _check_codes(test_codes, "test_codes")
+    if train_x.shape[1] != test_x.shape[1]:
+        raise ValueError(
+            f"train_codes has latent_dim {train_x.shape[1]} but test_codes has "
+            f"{test_x.shape[1]}; both parts need the same code dimensions"
+        )
+    return train_x, test_x
+
+
+def _check_split_targets(
+    train_target: ArrayLike, test_target: ArrayLike, num_train: int, num_test: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(num_train,)`` and ``(num_test,)`` labels of both parts, both text or both not."""
+    train_y = _check_target(train_target, "train_target", num_train, "train_codes")
+    test_y = _check_target(test_target, "test_target", num_test, "test_codes")
+    if _is_text(train_y) != _is_text(test_y):
+        raise ValueError(
+            f"train_target (dtype {train_y.dtype}) and test_target (dtype {test_y.dtype}) must "
+            "both hold strings or both hold numbers"
+        )
+    return train_y, test_y
+
+
+def _check_held_out_classes(
+    train_y: np.ndarray, test_y: np.ndarray, train_labels: np.ndarray
+) -> None:
+    """Every class of ``test_y`` ``(num_test,)`` is among ``train_labels`` ``(c,)``."""
+    try:
+        missing = np.setdiff1d(np.unique(test_y), train_labels)
+    except TypeError:
+        raise ValueError(
+            f"test_target (dtype {test_y.dtype}) holds labels that cannot be compared with "
+            f"train_target's (dtype {train_y.dtype})"
+        ) from None
+    if missing.size:
+        raise ValueError(
+            f"test_target has class(es) {_describe(missing)} that train_target lacks; every "
+            "held-out class needs training examples"
+        )
+
+
+def _check_validation_split(
+    settings: _Settings, train_labels: np.ndarray, train_counts: np.ndarray, num_train: int
+) -> None:
+    """The networks' stratified validation split leaves every class in both subsets.
+
+    Only checked when early stopping is on and ``settings.models`` has a network;
+    ``train_labels`` and ``train_counts`` are ``(c,)``, the training part's classes.
+    """
+    validation_fraction = settings.validation_fraction
+    if validation_fraction > 0 and any(name.startswith("mlp") for name in settings.models):
+        num_validation = math.ceil(validation_fraction * num_train)
+        rare = train_labels[train_counts < 2]
+        if (
+            rare.size
+            or num_validation < train_labels.size
+            or num_train - num_validation < train_labels.size
+        ):
+            raise ValueError(
+                f"the networks hold out validation_fraction = {validation_fraction} of the "
+                f"{num_train} training examples ({num_validation}) for early stopping, stratified "
+                f"by class: each of the {train_labels.size} classes needs at least 2 training "
+                "examples and both subsets need at least one example per class; give more "
+                "training examples, change validation_fraction, or set it to 0 to turn early "
+                "stopping off"
+            )
+
+
+def _check_stratifiable(labels: np.ndarray, fraction: float) -> np.ndarray:
+    """The ``(c,)`` classes of ``(n,)`` labels, once a stratified split by ``fraction`` can work.
+
+    Each class needs two examples, and both parts (``ceil(fraction · n)`` held
+    out, the rest for training) at least ``c`` examples.
+    """
+    classes, counts = _class_counts(labels, "target")
+    if np.any(counts < 2):
+        raise ValueError(
+            f"target class(es) {_describe(classes[counts < 2])} have a single example; the "
+            "stratified split needs at least 2 per class (drop or merge rare classes)"
+        )
+    num_examples = labels.shape[0]
+    num_test = math.ceil(fraction * num_examples)
+    num_train = num_examples - num_test
+    if min(num_train, num_test) < classes.size:
+        raise ValueError(
+            f"test_fraction = {fraction} splits the {num_examples} examples into {num_train} "
+            f"for training and {num_test} held out; both need at least one example of each of "
+            f"the {classes.size} classes: give more examples or change test_fraction"
+        )
+    return classes
+
+
 # ---------------------------------------------------------------- fitting
 
 
-def _make_model(
-    name: str,
-    *,
-    seed: int,
-    hidden: int,
-    max_iter: int,
-    validation_fraction: float,
-    num_train: int,
-) -> Any:
+def _make_model(name: str, settings: _Settings, num_train: int) -> Any:
+    """The unfitted scikit-learn classifier ``name`` for ``num_train`` training examples."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.neural_network import MLPClassifier
 
     if name == "logistic":
-        return LogisticRegression(max_iter=max_iter, random_state=seed)
+        return LogisticRegression(max_iter=settings.max_iter, random_state=settings.seed)
     layers = int(name.removeprefix("mlp"))
+    validation_fraction = settings.validation_fraction
     early_stopping = validation_fraction > 0
     # The examples a network fits after holding out its validation subset (the
     # same rounding as scikit-learn's split); a larger batch would be clipped with a warning.
     num_fit = num_train - math.ceil(validation_fraction * num_train)
     return MLPClassifier(
-        hidden_layer_sizes=(hidden,) * layers,
-        max_iter=max_iter,
-        random_state=seed,
+        hidden_layer_sizes=(settings.hidden,) * layers,
+        max_iter=settings.max_iter,
+        random_state=settings.seed,
         early_stopping=early_stopping,
         validation_fraction=validation_fraction if early_stopping else 0.1,
         n_iter_no_change=_PATIENCE if early_stopping else 10,
@@ -315,6 +406,86 @@ def _fit_and_score(
             warnings.warn_explicit(record.message, record.category, record.filename, record.lineno)
     predicted = model.predict(test_codes)
     return float(np.mean(predicted == test_classes)), converged
+
+
+def _standardise(train_x: np.ndarray, test_x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(num_train, d)`` and ``(num_test, d)`` codes scaled by the training part's mean and sd."""
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(train_x)
+    return scaler.transform(train_x), scaler.transform(test_x)
+
+
+def _score_models(
+    settings: _Settings,
+    train_x: np.ndarray,
+    train_classes: np.ndarray,
+    test_x: np.ndarray,
+    test_classes: np.ndarray,
+) -> tuple[dict[str, float], dict[str, bool]]:
+    """Each model's held-out accuracy and whether it converged, by name, in order.
+
+    ``train_x`` ``(num_train, d)`` with ``train_classes`` ``(num_train,)``, and
+    ``test_x`` ``(num_test, d)`` with ``test_classes`` ``(num_test,)``; classes
+    are integer indices.
+    """
+    accuracy: dict[str, float] = {}
+    converged: dict[str, bool] = {}
+    for name in settings.models:
+        model = _make_model(name, settings, train_x.shape[0])
+        accuracy[name], converged[name] = _fit_and_score(
+            model, train_x, train_classes, test_x, test_classes
+        )
+    return accuracy, converged
+
+
+def _result(
+    accuracy: dict[str, float],
+    converged: dict[str, bool],
+    train_labels: np.ndarray,
+    train_counts: np.ndarray,
+    test_classes: np.ndarray,
+    num_train: int,
+) -> AdversaryResult:
+    """The :class:`AdversaryResult` of the scored models (``accuracy`` in the order asked for).
+
+    ``train_labels`` and ``train_counts`` are the training part's ``(c,)`` classes
+    and counts; ``test_classes`` ``(num_test,)`` indexes ``train_labels``.
+    """
+    best_model = max(accuracy, key=lambda name: accuracy[name])
+    majority = int(np.argmax(train_counts))
+    return AdversaryResult(
+        accuracy=accuracy,
+        converged=converged,
+        best_model=best_model,
+        best_accuracy=accuracy[best_model],
+        majority_class=_label(train_labels[majority]),
+        majority_rate=float(np.mean(test_classes == majority)),
+        classes=tuple(_label(value) for value in train_labels),
+        num_train=num_train,
+        num_test=test_classes.shape[0],
+    )
+
+
+def _stratified_split(
+    codes: np.ndarray, labels: np.ndarray, classes: np.ndarray, fraction: float, seed: int
+) -> list[np.ndarray]:
+    """``[train_codes, test_codes, train_labels, test_labels]``, split stratified by label.
+
+    ``codes`` ``(n, d)`` and ``labels`` ``(n,)``; ``ceil(fraction · n)`` examples
+    are held out. Every one of the ``(c,)`` ``classes`` must keep a training example.
+    """
+    from sklearn.model_selection import train_test_split
+
+    parts = train_test_split(codes, labels, test_size=fraction, random_state=seed, stratify=labels)
+    absent = np.setdiff1d(classes, parts[2])
+    if absent.size:
+        raise ValueError(
+            f"with test_fraction = {fraction}, class(es) {_describe(absent)} got no training "
+            "examples (all went to the held-out part); give more examples of them or a "
+            "smaller test_fraction"
+        )
+    return parts
 
 
 # ---------------------------------------------------------------- public functions
@@ -378,95 +549,21 @@ def adversary_accuracy_split(
     >>> result.accuracy, result.majority_rate
     ({'logistic': 1.0}, 0.5)
     """
-    train_x = _check_codes(train_codes, "train_codes")
-    test_x = _check_codes(test_codes, "test_codes")
-    if train_x.shape[1] != test_x.shape[1]:
-        raise ValueError(
-            f"train_codes has latent_dim {train_x.shape[1]} but test_codes has "
-            f"{test_x.shape[1]}; both parts need the same code dimensions"
-        )
-    train_y = _check_target(train_target, "train_target", train_x.shape[0], "train_codes")
-    test_y = _check_target(test_target, "test_target", test_x.shape[0], "test_codes")
-    if _is_text(train_y) != _is_text(test_y):
-        raise ValueError(
-            f"train_target (dtype {train_y.dtype}) and test_target (dtype {test_y.dtype}) must "
-            "both hold strings or both hold numbers"
-        )
-    names, seed, hidden, max_iter, validation_fraction = _check_settings(
-        models, seed, hidden, max_iter, validation_fraction
+    train_x, test_x = _check_split_codes(train_codes, test_codes)
+    train_y, test_y = _check_split_targets(
+        train_target, test_target, train_x.shape[0], test_x.shape[0]
     )
-
-    train_labels, train_counts = np.unique(train_y, return_counts=True)
-    if train_labels.size < 2:
-        raise ValueError(
-            f"train_target has {train_labels.size} distinct class(es) ({_describe(train_labels)}); "
-            "an adversary needs at least 2"
-        )
-    try:
-        missing = np.setdiff1d(np.unique(test_y), train_labels)
-    except TypeError:
-        raise ValueError(
-            f"test_target (dtype {test_y.dtype}) holds labels that cannot be compared with "
-            f"train_target's (dtype {train_y.dtype})"
-        ) from None
-    if missing.size:
-        raise ValueError(
-            f"test_target has class(es) {_describe(missing)} that train_target lacks; every "
-            "held-out class needs training examples"
-        )
-    num_train = train_x.shape[0]
-    if validation_fraction > 0 and any(name.startswith("mlp") for name in names):
-        num_validation = math.ceil(validation_fraction * num_train)
-        rare = train_labels[train_counts < 2]
-        if (
-            rare.size
-            or num_validation < train_labels.size
-            or num_train - num_validation < train_labels.size
-        ):
-            raise ValueError(
-                f"the networks hold out validation_fraction = {validation_fraction} of the "
-                f"{num_train} training examples ({num_validation}) for early stopping, stratified "
-                f"by class: each of the {train_labels.size} classes needs at least 2 training "
-                "examples and both subsets need at least one example per class; give more "
-                "training examples, change validation_fraction, or set it to 0 to turn early "
-                "stopping off"
-            )
-
-    from sklearn.preprocessing import StandardScaler
+    settings = _check_settings(models, seed, hidden, max_iter, validation_fraction)
+    train_labels, train_counts = _class_counts(train_y, "train_target")
+    _check_held_out_classes(train_y, test_y, train_labels)
+    _check_validation_split(settings, train_labels, train_counts, train_x.shape[0])
 
     # Classes as integer indices into train_labels (sorted), so that any label type works.
     train_classes = np.searchsorted(train_labels, train_y)
     test_classes = np.searchsorted(train_labels, test_y)
-    scaler = StandardScaler().fit(train_x)
-    train_x, test_x = scaler.transform(train_x), scaler.transform(test_x)
-
-    accuracy: dict[str, float] = {}
-    converged: dict[str, bool] = {}
-    for name in names:
-        model = _make_model(
-            name,
-            seed=seed,
-            hidden=hidden,
-            max_iter=max_iter,
-            validation_fraction=validation_fraction,
-            num_train=num_train,
-        )
-        accuracy[name], converged[name] = _fit_and_score(
-            model, train_x, train_classes, test_x, test_classes
-        )
-    best_model = max(names, key=lambda name: accuracy[name])
-    majority = int(np.argmax(train_counts))
-    return AdversaryResult(
-        accuracy=accuracy,
-        converged=converged,
-        best_model=best_model,
-        best_accuracy=accuracy[best_model],
-        majority_class=_label(train_labels[majority]),
-        majority_rate=float(np.mean(test_classes == majority)),
-        classes=tuple(_label(value) for value in train_labels),
-        num_train=num_train,
-        num_test=test_x.shape[0],
-    )
+    train_x, test_x = _standardise(train_x, test_x)
+    accuracy, converged = _score_models(settings, train_x, train_classes, test_x, test_classes)
+    return _result(accuracy, converged, train_labels, train_counts, test_classes, train_x.shape[0])
 
 
 def adversary_accuracy(
@@ -528,50 +625,19 @@ def adversary_accuracy(
     labels = _check_target(target, "target", array.shape[0], "codes")
     fraction = _check_fraction(test_fraction, "test_fraction", allow_zero=False)
     # adversary_accuracy_split's checks, before the split: a bad argument costs nothing.
-    names, seed, hidden, max_iter, validation_fraction = _check_settings(
-        models, seed, hidden, max_iter, validation_fraction
+    settings = _check_settings(models, seed, hidden, max_iter, validation_fraction)
+    classes = _check_stratifiable(labels, fraction)
+    train_x, test_x, train_y, test_y = _stratified_split(
+        array, labels, classes, fraction, settings.seed
     )
-    classes, counts = np.unique(labels, return_counts=True)
-    if classes.size < 2:
-        raise ValueError(
-            f"target has {classes.size} distinct class(es) ({_describe(classes)}); an "
-            "adversary needs at least 2"
-        )
-    if np.any(counts < 2):
-        raise ValueError(
-            f"target class(es) {_describe(classes[counts < 2])} have a single example; the "
-            "stratified split needs at least 2 per class (drop or merge rare classes)"
-        )
-    num_examples = array.shape[0]
-    num_test = math.ceil(fraction * num_examples)
-    num_train = num_examples - num_test
-    if min(num_train, num_test) < classes.size:
-        raise ValueError(
-            f"test_fraction = {fraction} splits the {num_examples} examples into {num_train} "
-            f"for training and {num_test} held out; both need at least one example of each of "
-            f"the {classes.size} classes: give more examples or change test_fraction"
-        )
-
-    from sklearn.model_selection import train_test_split
-
-    train_x, test_x, train_y, test_y = train_test_split(
-        array, labels, test_size=fraction, random_state=seed, stratify=labels
-    )
-    absent = np.setdiff1d(classes, train_y)
-    if absent.size:
-        raise ValueError(
-            f"with test_fraction = {fraction}, class(es) {_describe(absent)} got no training "
-            "examples (all went to the held-out part); give more examples of them or a "
-            "smaller test_fraction"
-        )
     return adversary_accuracy_split(
         train_x,
         train_y,
         test_x,
         test_y,
-        seed=seed,
-        models=names,
-        hidden=hidden,
-        max_iter=max_iter,
-        validation_fraction=validation_fraction,
+        seed=settings.seed,
+        models=settings.models,
+        hidden=settings.hidden,
+        max_iter=settings.max_iter,
+        validation_fraction=settings.validation_fraction,
     )

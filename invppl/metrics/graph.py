@@ -45,6 +45,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -54,6 +55,7 @@ from numpy.typing import ArrayLike
 from scipy.optimize import linear_sum_assignment
 
 from invppl._checks import check_int
+from invppl.metrics._checks import code_matrix, finite_codes, is_real
 
 __all__ = [
     "NCRRResult",
@@ -267,17 +269,32 @@ def _check_edges(edges: ArrayLike, name: str, num_nodes: int) -> np.ndarray:
     return np.unique(np.sort(array, axis=1), axis=0)
 
 
-def _adjacency(edges: np.ndarray, num_nodes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Compressed adjacency of undirected ``(low, high)`` edges: ``(indptr, neighbours)``.
+class _Adjacency(NamedTuple):
+    """Compressed adjacency: the neighbours of node u are ``neighbours[indptr[u]:indptr[u + 1]]``.
 
-    The neighbours of node u are ``neighbours[indptr[u]:indptr[u + 1]]``.
+    ``indptr`` is ``(num_nodes + 1,)``, ``neighbours`` ``(2 · num_edges,)``.
     """
+
+    indptr: np.ndarray
+    neighbours: np.ndarray
+
+    def of(self, node: int) -> np.ndarray:
+        """The neighbours of ``node``, ``(degree,)``."""
+        return self.neighbours[self.indptr[node] : self.indptr[node + 1]]
+
+    def degrees(self) -> np.ndarray:
+        """``(num_nodes,)`` the number of neighbours of each node."""
+        return np.diff(self.indptr)
+
+
+def _adjacency(edges: np.ndarray, num_nodes: int) -> _Adjacency:
+    """Compressed adjacency of undirected ``(k, 2)`` ``(low, high)`` edges."""
     sources = np.concatenate([edges[:, 0], edges[:, 1]])
     targets = np.concatenate([edges[:, 1], edges[:, 0]])
     order = np.argsort(sources, kind="stable")
     counts = np.bincount(sources, minlength=num_nodes)
     indptr = np.concatenate([[0], np.cumsum(counts)])
-    return indptr, targets[order]
+    return _Adjacency(indptr, targets[order])
 
 
 def _harmonic(count: np.ndarray) -> np.ndarray:
@@ -289,11 +306,82 @@ def _harmonic(count: np.ndarray) -> np.ndarray:
 def _check_distance_block(block: np.ndarray, expected: tuple[int, int], what: str) -> None:
     if block.shape != expected:
         raise ValueError(f"{what} must have shape {expected}, got shape {block.shape}")
-    if not (np.issubdtype(block.dtype, np.number) and not np.iscomplexobj(block)):
+    if not is_real(block):
         raise ValueError(f"{what} must hold real numbers, got dtype {block.dtype}")
     nan = int(np.count_nonzero(np.isnan(block)))
     if nan:
         raise ValueError(f"{what} has {nan} NaN distance(s); expected numbers (inf is allowed)")
+
+
+def _check_edge_split(
+    train_edges: ArrayLike, test_edges: ArrayLike, num_nodes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct ``(k, 2)`` training and held-out edges: at least one held out, none shared."""
+    train = _check_edges(train_edges, "train_edges", num_nodes)
+    test = _check_edges(test_edges, "test_edges", num_nodes)
+    if test.shape[0] == 0:
+        raise ValueError("test_edges is empty: need at least one held-out edge to score")
+    train_codes = train[:, 0] * num_nodes + train[:, 1]
+    test_codes = test[:, 0] * num_nodes + test[:, 1]
+    shared = np.isin(test_codes, train_codes)
+    if np.any(shared):
+        first = test[int(np.argmax(shared))]
+        raise ValueError(
+            f"{int(np.count_nonzero(shared))} test edge(s) are also training edges (in either "
+            f"orientation), e.g. ({first[0]}, {first[1]}); held-out edges must be unknown"
+        )
+    return train, test
+
+
+def _row_function(row_distances: ArrayLike | RowDistances, num_nodes: int) -> RowDistances:
+    """``row_distances`` as a function ``sources (m,) -> (m, num_nodes)``; a matrix is checked."""
+    if callable(row_distances):
+        return row_distances
+    matrix = np.asarray(row_distances)
+    _check_distance_block(matrix, (num_nodes, num_nodes), "row_distances")
+    return matrix.__getitem__
+
+
+def _reciprocal_rank_sum(
+    row: np.ndarray, node: int, known: np.ndarray, held_out: np.ndarray
+) -> float:
+    """Σ 1 / rank of ``node``'s held-out neighbours among its candidates, ties at mid-rank.
+
+    ``row`` ``(num_nodes,)`` holds the distances from ``node``; the candidates
+    are every node but ``node`` and its ``known`` (training) neighbours.
+    """
+    candidates = np.sort(np.delete(row, np.append(known, node)))
+    targets = row[held_out]
+    below = np.searchsorted(candidates, targets, side="left")
+    equal_others = np.searchsorted(candidates, targets, side="right") - below - 1
+    return np.sum(1.0 / (1.0 + below + 0.5 * equal_others))
+
+
+def _reciprocal_rank_sums(
+    distances: RowDistances,
+    nodes: np.ndarray,
+    num_nodes: int,
+    chunk_size: int,
+    train: _Adjacency,
+    test: _Adjacency,
+) -> np.ndarray:
+    """``(len(nodes),)`` :func:`_reciprocal_rank_sum` of each query node.
+
+    The distances are asked for in chunks of at most ``chunk_size`` source
+    nodes, each block checked to be ``(chunk, num_nodes)`` real numbers.
+    """
+    sums = np.empty(nodes.size)
+    for start in range(0, nodes.size, chunk_size):
+        sources = nodes[start : start + chunk_size]
+        block = np.asarray(distances(sources))
+        what = f"row_distances(sources) for {sources.size} source node(s) from node {sources[0]}"
+        _check_distance_block(block, (sources.size, num_nodes), what)
+        block = block.astype(np.float64, copy=False)
+        for offset, node in enumerate(sources):
+            sums[start + offset] = _reciprocal_rank_sum(
+                block[offset], node, train.of(node), test.of(node)
+            )
+    return sums
 
 
 def link_prediction_ncrr(
@@ -354,48 +442,14 @@ def link_prediction_ncrr(
     """
     num_nodes = check_int(num_nodes, "num_nodes", minimum=2)
     chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
-    train = _check_edges(train_edges, "train_edges", num_nodes)
-    test = _check_edges(test_edges, "test_edges", num_nodes)
-    if test.shape[0] == 0:
-        raise ValueError("test_edges is empty: need at least one held-out edge to score")
-    train_codes = train[:, 0] * num_nodes + train[:, 1]
-    test_codes = test[:, 0] * num_nodes + test[:, 1]
-    shared = np.isin(test_codes, train_codes)
-    if np.any(shared):
-        first = test[int(np.argmax(shared))]
-        raise ValueError(
-            f"{int(np.count_nonzero(shared))} test edge(s) are also training edges (in either "
-            f"orientation), e.g. ({first[0]}, {first[1]}); held-out edges must be unknown"
-        )
-    if callable(row_distances):
-        function = row_distances
-    else:
-        matrix = np.asarray(row_distances)
-        _check_distance_block(matrix, (num_nodes, num_nodes), "row_distances")
-        function = matrix.__getitem__
-
-    train_indptr, train_neighbours = _adjacency(train, num_nodes)
-    test_indptr, test_neighbours = _adjacency(test, num_nodes)
-    held_out = np.diff(test_indptr)
-    nodes = np.flatnonzero(held_out > 0)
-    per_node = np.empty(nodes.size)
-    for start in range(0, nodes.size, chunk_size):
-        sources = nodes[start : start + chunk_size]
-        block = np.asarray(function(sources))
-        what = f"row_distances(sources) for {sources.size} source node(s) from node {sources[0]}"
-        _check_distance_block(block, (sources.size, num_nodes), what)
-        block = block.astype(np.float64, copy=False)
-        for offset, node in enumerate(sources):
-            known = train_neighbours[train_indptr[node] : train_indptr[node + 1]]
-            held_out_neighbours = test_neighbours[test_indptr[node] : test_indptr[node + 1]]
-            candidates = np.sort(np.delete(block[offset], np.append(known, node)))
-            targets = block[offset, held_out_neighbours]
-            below = np.searchsorted(candidates, targets, side="left")
-            equal_others = np.searchsorted(candidates, targets, side="right") - below - 1
-            per_node[start + offset] = np.sum(1.0 / (1.0 + below + 0.5 * equal_others))
-
-    held = held_out[nodes]
-    candidates_count = num_nodes - 1 - np.diff(train_indptr)[nodes]
+    train_edges, test_edges = _check_edge_split(train_edges, test_edges, num_nodes)
+    distances = _row_function(row_distances, num_nodes)
+    train = _adjacency(train_edges, num_nodes)
+    test = _adjacency(test_edges, num_nodes)
+    nodes = np.flatnonzero(test.degrees() > 0)
+    per_node = _reciprocal_rank_sums(distances, nodes, num_nodes, chunk_size, train, test)
+    held = test.degrees()[nodes]
+    candidates_count = num_nodes - 1 - train.degrees()[nodes]
     normaliser = _harmonic(held)
     per_node /= normaliser
     baseline = held * _harmonic(candidates_count) / (candidates_count * normaliser)
@@ -464,6 +518,67 @@ def clustering_accuracy(cluster_ids: ArrayLike, labels: ArrayLike) -> float:
     return float(table[rows, columns].sum() / clusters.size)
 
 
+def _check_node_codes(codes: ArrayLike) -> np.ndarray:
+    """``(num_nodes, latent_dim)`` finite real codes, num_nodes ≥ 3, as float64."""
+    array = code_matrix(codes, "codes", rows="num_nodes")
+    num_nodes = array.shape[0]
+    if num_nodes < 3:
+        raise ValueError(
+            f"codes has {num_nodes} node(s); spectral clustering into at least 2 clusters "
+            "needs at least 3 nodes"
+        )
+    return finite_codes(array, "codes")
+
+
+def _check_num_clusters(num_clusters: int | None, truth: np.ndarray, num_nodes: int) -> int:
+    """The number of clusters, from 2 to ``num_nodes − 1``; by default the distinct labels'.
+
+    ``truth`` is ``(num_nodes,)`` label codes ``0..c−1``, as :func:`_check_labels` gives.
+    """
+    distinct = int(truth.max()) + 1
+    if num_clusters is None:
+        if not 2 <= distinct <= num_nodes - 1:
+            raise ValueError(
+                f"labels has {distinct} distinct value(s) over {num_nodes} nodes; clustering "
+                f"needs between 2 and {num_nodes - 1} (or pass num_clusters)"
+            )
+        num_clusters = distinct
+    return check_int(
+        num_clusters,
+        "num_clusters",
+        minimum=2,
+        maximum=num_nodes - 1,
+        description=f"an integer from 2 to num_nodes - 1 = {num_nodes - 1}",
+    )
+
+
+def _spectral_clusters(
+    codes: np.ndarray, num_clusters: int, n_neighbors: int, seed: int
+) -> np.ndarray:
+    """``(num_nodes,)`` cluster ids of spectral clustering of ``(num_nodes, d)`` codes.
+
+    On the symmetrised ``n_neighbors``-nearest-neighbour connectivity graph,
+    with ``assign_labels="cluster_qr"``; the warning about a disconnected graph
+    is silenced (see :func:`spectral_clustering_accuracy`).
+    """
+    from sklearn.cluster import SpectralClustering
+    from sklearn.neighbors import kneighbors_graph
+
+    connectivity = kneighbors_graph(codes, n_neighbors=n_neighbors, include_self=True)
+    affinity = 0.5 * (connectivity + connectivity.T)
+    model = SpectralClustering(
+        n_clusters=num_clusters,
+        affinity="precomputed",
+        assign_labels="cluster_qr",
+        random_state=seed,
+    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="Graph is not fully connected", category=UserWarning
+        )
+        return model.fit_predict(affinity)
+
+
 def spectral_clustering_accuracy(
     codes: ArrayLike,
     labels: ArrayLike,
@@ -511,60 +626,11 @@ def spectral_clustering_accuracy(
     >>> spectral_clustering_accuracy(codes, [1, 1, 1, 0, 0, 0], n_neighbors=3)
     1.0
     """
-    array = np.asarray(codes)
-    if array.ndim != 2:
-        raise ValueError(
-            f"codes must have shape (num_nodes, latent_dim), got ndim {array.ndim} with shape "
-            f"{array.shape}"
-        )
-    if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
-        raise ValueError(f"codes must be real numbers, got dtype {array.dtype}")
+    array = _check_node_codes(codes)
     num_nodes = array.shape[0]
-    if num_nodes < 3:
-        raise ValueError(
-            f"codes has {num_nodes} node(s); spectral clustering into at least 2 clusters "
-            "needs at least 3 nodes"
-        )
-    if array.shape[1] == 0:
-        raise ValueError(f"codes has latent_dim 0 (shape {array.shape}); need at least one")
-    array = array.astype(np.float64)
-    finite = np.isfinite(array)
-    if not np.all(finite):
-        bad = int(array.size - np.count_nonzero(finite))
-        raise ValueError(f"codes contains {bad} NaN or infinite value(s); expected finite values")
     truth = _check_labels(labels, "labels", size=num_nodes)
-    distinct = int(truth.max()) + 1
-    if num_clusters is None:
-        if not 2 <= distinct <= num_nodes - 1:
-            raise ValueError(
-                f"labels has {distinct} distinct value(s) over {num_nodes} nodes; clustering "
-                f"needs between 2 and {num_nodes - 1} (or pass num_clusters)"
-            )
-        num_clusters = distinct
-    num_clusters = check_int(
-        num_clusters,
-        "num_clusters",
-        minimum=2,
-        maximum=num_nodes - 1,
-        description=f"an integer from 2 to num_nodes - 1 = {num_nodes - 1}",
-    )
+    num_clusters = _check_num_clusters(num_clusters, truth, num_nodes)
     seed = check_int(seed, "seed", minimum=0)
     n_neighbors = min(check_int(n_neighbors, "n_neighbors", minimum=1), num_nodes - 1)
-
-    from sklearn.cluster import SpectralClustering
-    from sklearn.neighbors import kneighbors_graph
-
-    connectivity = kneighbors_graph(array, n_neighbors=n_neighbors, include_self=True)
-    affinity = 0.5 * (connectivity + connectivity.T)
-    model = SpectralClustering(
-        n_clusters=num_clusters,
-        affinity="precomputed",
-        assign_labels="cluster_qr",
-        random_state=seed,
-    )
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message="Graph is not fully connected", category=UserWarning
-        )
-        predicted = model.fit_predict(affinity)
+    predicted = _spectral_clusters(array, num_clusters, n_neighbors, seed)
     return clustering_accuracy(predicted, truth)

@@ -105,6 +105,44 @@ def _apply(family: TransformFamily, images: Array, eta: Array) -> Array:
     return family.apply(images, eta)
 
 
+def _data_variance(images: Array, dtype: jnp.dtype) -> float:
+    """The variance of ``(batch, height, width, channels)`` images over every value, > 0."""
+    data_variance = float(jnp.var(images.astype(dtype)))
+    if not data_variance > 0:
+        raise ValueError(
+            "images have zero variance (every pixel equal): the relative difference is undefined"
+        )
+    return data_variance
+
+
+def _transformed(family: TransformFamily, images: Array, eta: Array) -> Array:
+    """``(batch, height, width, channels)`` images moved by ``eta``, checked to keep their shape."""
+    moved = _apply(family, images, eta)
+    if moved.shape != images.shape:
+        raise ValueError(
+            f"family.apply returned shape {moved.shape} for images of shape {images.shape}"
+        )
+    return moved
+
+
+def _checked_prototype(
+    prototype: Callable[[Array], Array], batch: Array, shape: tuple[int, ...], which: str
+) -> Array:
+    """``prototype(batch)``, checked to be finite and of the images' ``shape``.
+
+    ``which`` names the batch in the messages (``"images"``, ``"transformed images"``).
+    """
+    result = jnp.asarray(prototype(batch))
+    if result.shape != shape:
+        raise ValueError(
+            f"prototype must return the shape of its input {shape}, got "
+            f"{result.shape} for the {which}"
+        )
+    if not bool(jnp.all(jnp.isfinite(result))):
+        raise ValueError(f"prototype returned NaN or infinite values for the {which}")
+    return result
+
+
 def prototype_invariance(
     prototype: Callable[[Array], Array],
     images: Array,
@@ -150,31 +188,12 @@ def prototype_invariance(
     (0.0, True)
     """
     images = _check_images(images)
-    names = tuple(family.names)
-    eta = _check_eta(eta, images.shape[0], names)
+    eta = _check_eta(eta, images.shape[0], tuple(family.names))
     dtype = jnp.promote_types(images.dtype, jnp.float32)
-    data_variance = float(jnp.var(images.astype(dtype)))
-    if not data_variance > 0:
-        raise ValueError(
-            "images have zero variance (every pixel equal): the relative difference is undefined"
-        )
-    moved = _apply(family, images, eta)
-    if moved.shape != images.shape:
-        raise ValueError(
-            f"family.apply returned shape {moved.shape} for images of shape {images.shape}"
-        )
-    outputs = []
-    for which, batch in (("images", images), ("transformed images", moved)):
-        result = jnp.asarray(prototype(batch))
-        if result.shape != images.shape:
-            raise ValueError(
-                f"prototype must return the shape of its input {images.shape}, got "
-                f"{result.shape} for the {which}"
-            )
-        if not bool(jnp.all(jnp.isfinite(result))):
-            raise ValueError(f"prototype returned NaN or infinite values for the {which}")
-        outputs.append(result.astype(dtype))
-    first, second = outputs
+    data_variance = _data_variance(images, dtype)
+    moved = _transformed(family, images, eta)
+    first = _checked_prototype(prototype, images, images.shape, "images").astype(dtype)
+    second = _checked_prototype(prototype, moved, images.shape, "transformed images").astype(dtype)
     per_pixel_axes = (1, 2, 3)
     squared = jnp.mean((first - second) ** 2, axis=per_pixel_axes)
     baseline = jnp.mean((images.astype(dtype) - moved.astype(dtype)) ** 2)

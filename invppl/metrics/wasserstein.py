@@ -29,6 +29,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from invppl._checks import check_int
+from invppl.metrics._checks import as_float, finite_float64
 
 __all__ = ["CdfLike", "wasserstein_circle", "wasserstein_line", "wasserstein_to_law"]
 
@@ -64,23 +65,12 @@ def _check_samples(samples: ArrayLike, name: str) -> np.ndarray:
         raise ValueError(f"{name} is empty: need at least one sample")
     if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
         raise ValueError(f"{name} must be numeric, got dtype {array.dtype}")
-    array = array.astype(np.float64)
-    if not np.all(np.isfinite(array)):
-        bad = int(array.size - np.count_nonzero(np.isfinite(array)))
-        raise ValueError(f"{name} contains {bad} NaN or infinite value(s); expected finite values")
-    return array
+    return finite_float64(array, name)
 
 
 def _check_period(period: object) -> float:
     """Checks a finite, positive circumference."""
-    if isinstance(period, bool | np.bool_):
-        raise ValueError(f"period must be a positive finite number, got the bool {period!r}")
-    try:
-        value = float(period)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"period must be a positive finite number, got {type(period).__name__} {period!r}"
-        ) from None
+    value = as_float(period, "period", "a positive finite number")
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"period must be a positive finite number, got {value}")
     return value
