@@ -18,11 +18,9 @@ run is done in one go or resumed from a checkpoint.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import math
 import os
-import shutil
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -39,7 +37,6 @@ from numpyro.infer.elbo import ELBO
 from numpyro.infer.svi import SVIState
 from tqdm import tqdm
 
-import invppl
 from invppl.infer._checks import (
     check_data,
     check_positive_int,
@@ -47,12 +44,23 @@ from invppl.infer._checks import (
     model_name,
     num_examples,
 )
-from invppl.infer.checkpoint import (
-    checkpoint_path,
-    list_checkpoints,
-    load_checkpoint,
-    load_metadata,
-    save_checkpoint,
+from invppl.infer._fit_checkpoints import (
+    ResumePoint,
+    check_resumable,
+    find_resume_point,
+    restore,
+    run_metadata,
+    save_run,
+)
+from invppl.infer._fit_step import (
+    Augment,
+    Chunk,
+    ExtendBatch,
+    Step,
+    check_augment,
+    check_extend_batch,
+    compile_step,
+    run_steps,
 )
 from invppl.infer.iwae import DATA_PLATE, _bounds
 
@@ -104,6 +112,166 @@ class FitResult:
     seconds: float
 
 
+# The parts of fit, in the order it uses them: checking the arguments, setting up the
+# first state (or resuming), the minibatch schedule and chunks of compiled steps, the NaN
+# stop, evaluations, the progress bar, and the FitResult.
+
+
+def _check_every(value: int | None, name: str) -> int | None:
+    """``value`` checked as a positive ``int``, or None."""
+    return None if value is None else check_positive_int(value, name)
+
+
+def _check_counts(
+    seed: int,
+    num_steps: int,
+    batch_size: int,
+    iwae_samples: int,
+    eval_every: int | None,
+    checkpoint_every: int | None,
+) -> tuple[int, int, int, int, int | None, int | None]:
+    """The integer arguments as ``int`` (or None), checked in this order."""
+    return (
+        check_seed(seed),
+        check_positive_int(num_steps, "num_steps"),
+        check_positive_int(batch_size, "batch_size"),
+        check_positive_int(iwae_samples, "iwae_samples"),
+        _check_every(eval_every, "eval_every"),
+        _check_every(checkpoint_every, "checkpoint_every"),
+    )
+
+
+def _check_options(
+    on_nan: str,
+    augment: object,
+    extend_batch: object,
+    eval_data: object,
+    checkpoint_every: int | None,
+    checkpoint_dir: object,
+) -> None:
+    """Raises unless the modes and hooks are valid and their combination is allowed."""
+    if on_nan not in ("stop", "raise"):
+        raise ValueError(f'on_nan must be "stop" or "raise", got {on_nan!r}')
+    if augment is not None and not callable(augment):
+        raise TypeError(f"augment must be a function (key, batch) -> batch, got {augment!r}")
+    if extend_batch is not None and not callable(extend_batch):
+        raise TypeError(
+            f"extend_batch must be a function (key, batch, data) -> extras, got {extend_batch!r}"
+        )
+    if extend_batch is not None and eval_data is not None:
+        raise ValueError(
+            "eval_data cannot be combined with extend_batch: evaluation batches would lack "
+            "the extras the model takes; evaluate the fitted parameters separately"
+        )
+    if checkpoint_every is not None and checkpoint_dir is None:
+        raise ValueError("checkpoint_every needs a checkpoint_dir to write to")
+
+
+def _optimizer_and_loss(
+    optimizer: optax.GradientTransformation | None, loss: ELBO | None
+) -> tuple[optax.GradientTransformation, ELBO]:
+    """The optimiser (default ``optax.adam(1e-3)``, checked) and the loss (``Trace_ELBO()``)."""
+    optimizer = optax.adam(1e-3) if optimizer is None else optimizer
+    if not isinstance(optimizer, optax.GradientTransformation):
+        raise TypeError(
+            f"optimizer must be an optax.GradientTransformation (e.g. optax.adam(1e-3)), "
+            f"got {type(optimizer).__name__}"
+        )
+    return optimizer, Trace_ELBO() if loss is None else loss
+
+
+def _check_arrays(
+    data: Mapping[str, ArrayLike], eval_data: Mapping[str, ArrayLike] | None, batch_size: int
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]:
+    """``data`` ``{name: (n, ...)}`` with ``n ≥ batch_size``, and ``eval_data`` ``(m, ...)``.
+
+    ``eval_data`` (or None) must have the keys and per-example shapes of ``data``.
+    """
+    arrays = check_data(data, "data")
+    n = num_examples(arrays)
+    if batch_size > n:
+        raise ValueError(f"batch_size {batch_size} exceeds the {n} examples in data")
+    if eval_data is None:
+        return arrays, None
+    eval_arrays = check_data(eval_data, "eval_data")
+    trailing = {k: a.shape[1:] for k, a in arrays.items()}
+    eval_trailing = {k: a.shape[1:] for k, a in eval_arrays.items()}
+    if trailing != eval_trailing:
+        raise ValueError(
+            "eval_data must have the keys and per-example shapes of data: "
+            f"data has {trailing}, eval_data has {eval_trailing}"
+        )
+    return arrays, eval_arrays
+
+
+def _first_batch(
+    data: Mapping[str, Array],
+    rows: np.ndarray,
+    augment: Augment | None,
+    extend_batch: ExtendBatch | None,
+) -> dict[str, Array]:
+    """Step 0's minibatch ``{name: (batch_size, ...)}`` and extras; checks the hooks on it.
+
+    ``data`` ``{name: (n, ...)}`` on the device, ``rows`` ``(batch_size,)`` its indices.
+    """
+    batch = {name: array[rows] for name, array in data.items()}
+    if augment is not None:
+        check_augment(augment, batch)
+    if extend_batch is not None:
+        batch = {**batch, **check_extend_batch(extend_batch, batch, data)}
+    return batch
+
+
+def _init_state(
+    svi: SVI, seed: int, init_params: Mapping[str, ArrayLike] | None, batch: Mapping[str, Array]
+) -> SVIState:
+    """``svi.init`` at ``PRNGKey(seed)`` on the first minibatch, compiled.
+
+    Raises ``ValueError`` if the model or guide has mutable state that
+    ``svi.loss`` cannot carry.
+    """
+    # compiled: run op by op, initialising a convolutional model took seconds
+    state = jax.jit(svi.init)(
+        jax.random.PRNGKey(seed),
+        init_params=None if init_params is None else dict(init_params),
+        **batch,
+    )
+    if state.mutable_state is not None:
+        _check_loss_carries(svi.loss, sorted(state.mutable_state))
+    return state
+
+
+def _check_loss_carries(loss: ELBO, mutable: list[str]) -> None:
+    """Raises ``ValueError`` unless ``loss`` supports the mutable state named ``mutable``."""
+    if not isinstance(loss, Trace_ELBO | TraceMeanField_ELBO):
+        raise ValueError(
+            f"the model or guide has mutable state {mutable} (e.g. "
+            f"non-Param NNX variables), which {type(loss).__name__} does not support; use "
+            "Trace_ELBO or TraceMeanField_ELBO"
+        )
+    if getattr(loss, "num_particles", 1) != 1:
+        raise ValueError(
+            f"mutable state {mutable} needs num_particles=1 in the "
+            f"loss, got num_particles={getattr(loss, 'num_particles', None)}"
+        )
+
+
+def _resume(
+    point: ResumePoint | None, state: SVIState, metadata: Mapping[str, Any]
+) -> tuple[SVIState, int, list[np.ndarray], list[dict[str, float]]]:
+    """Where the loop starts: ``(state, steps done, [losses (steps,)], evaluations)``.
+
+    A fresh start without ``point``; else the checkpoint's, once its settings
+    are checked against ``metadata``.
+    """
+    if point is None:
+        return state, 0, [], []
+    check_resumable(point, metadata)
+    state, losses, evaluations = restore(point, state)
+    _logger.info("resuming from %s at step %d", point.path, point.step)
+    return state, point.step, [losses], evaluations
+
+
 def minibatch_indices(seed: int, num_examples: int, batch_size: int, step: int) -> np.ndarray:
     """The example indices of step ``step``'s minibatch: ``(batch_size,)``.
 
@@ -120,6 +288,7 @@ def minibatch_indices(seed: int, num_examples: int, batch_size: int, step: int) 
 
 
 def _epoch_permutation(seed: int, n: int, epoch: int) -> np.ndarray:
+    """``(n,)`` the order of the examples in epoch ``epoch``."""
     return np.random.default_rng([seed, epoch]).permutation(n)
 
 
@@ -133,195 +302,219 @@ class _Schedule:
         self._permutation = np.arange(n)
 
     def rows(self, step: int) -> np.ndarray:
+        """``(batch_size,)`` step ``step``'s example indices (see :func:`minibatch_indices`)."""
         epoch, position = divmod(step, self.steps_per_epoch)
         if epoch != self._epoch:
             self._epoch = epoch
             self._permutation = _epoch_permutation(self.seed, self.n, epoch)
         return self._permutation[position * self.batch_size : (position + 1) * self.batch_size]
 
-    def block(self, start: int, count: int, capacity: int) -> np.ndarray:
-        """``(capacity, batch_size)`` int32 indices; rows past ``count`` are zeros."""
-        indices = np.zeros((capacity, self.batch_size), dtype=np.int32)
+    def block(self, start: int, count: int) -> np.ndarray:
+        """``(count, batch_size)`` int32: row i holds step ``start + i``'s indices."""
+        indices = np.zeros((count, self.batch_size), dtype=np.int32)
         for offset in range(count):
             indices[offset] = self.rows(start + offset)
         return indices
 
 
-def _all_finite(tree: Any) -> Array:
-    """Whether every floating-point leaf of ``tree`` is finite (a scalar bool)."""
-    checks = [
-        jnp.all(jnp.isfinite(leaf))
-        for leaf in jax.tree.leaves(tree)
-        if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)
-    ]
-    return jnp.all(jnp.stack(checks)) if checks else jnp.asarray(True)
+def _next_count(step: int, num_steps: int, per_call: int, *every: int | None) -> int:
+    """How many steps the next chunk runs, after ``step`` steps.
+
+    At most ``per_call``, and never past ``num_steps`` or the next multiple of
+    any ``every`` (None: no such boundary), where an evaluation or a checkpoint
+    is due.
+    """
+    boundary = num_steps
+    for period in every:
+        if period is not None:
+            boundary = min(boundary, (step // period + 1) * period)
+    return min(boundary - step, per_call)
 
 
-Augment = Callable[[Array, dict[str, Array]], dict[str, Array]]
-"""``augment(key, batch) -> batch``: a traceable, random change of a minibatch."""
+def _next_per_call(done: int, seconds: float, per_call: int) -> int:
+    """Steps per chunk for about ``_SECONDS_PER_CALL`` seconds, given the last chunk's rate.
 
-ExtendBatch = Callable[[Array, Mapping[str, Array], Mapping[str, Array]], Mapping[str, Array]]
-"""``extend_batch(key, batch, data) -> extras``: traceable draws that join a minibatch.
-
-``data`` is the whole training data (on the device, an argument of the compiled
-step, never a constant of it); ``extras`` are new arrays of fixed shapes, e.g. a
-graph's edges sampled for the step with their endpoints' rows of ``data``.
-"""
+    At least 1, at most ``4 * per_call`` and ``MAX_STEPS_PER_CALL``.
+    """
+    rate = done / max(seconds, 1e-9)
+    return int(min(max(1, rate * _SECONDS_PER_CALL), 4 * per_call, MAX_STEPS_PER_CALL))
 
 
-def _make_runner(
-    svi: SVI,
-    batch_size: int,
-    capacity: int,
-    loss_dtype: Any,
-    augment: Augment | None = None,
-    augment_key: Array | None = None,
-    extend_batch: ExtendBatch | None = None,
-    extend_key: Array | None = None,
-) -> Callable[..., tuple[SVIState, Array, Array, Array, Array]]:
-    """Runs up to ``num`` SVI steps, reporting the first non-finite loss.
+def _failure(chunk: Chunk, step: int, num_steps: int) -> str | None:
+    """What went wrong in ``chunk``, or None; ``step``: the steps done before its failure.
 
-    ``run(state, data, indices, num, start)`` with ``indices`` ``(capacity,
-    batch_size)`` (row i: step ``start + i``'s example indices) returns ``(state, losses,
-    done, bad, finite)``: the state after the ``num`` steps, the ``(capacity,)``
-    losses, the number of steps before the first non-finite loss, whether there
-    was one (then ``losses[done]`` is that loss and ``state`` is garbage), and
-    whether every value in ``state`` is finite.
+    Either the loss of step ``step + 1`` (1-based) is not finite, or (all its
+    losses finite) the state after the chunk's last step, step ``step``, is not.
+    """
+    if chunk.bad_loss:  # the loss at the state after `step` steps is not finite
+        return (
+            f"the loss became non-finite ({chunk.losses[chunk.done]}) at step {step + 1} "
+            f"of {num_steps}"
+        )
+    if not chunk.state_finite:  # the state after `step` steps is not finite
+        return f"the parameters became non-finite at step {step} of {num_steps}"
+    return None
 
-    Each step is one call of a compiled function (minibatch gather, augmentation,
-    ``svi.update``); the calls are dispatched asynchronously and the host waits
-    once, at the end. Steps are not fused into a ``lax.while_loop`` or ``scan``:
-    on XLA:CPU a convolutional model's step inside a loop ran 7x slower than the
-    same step compiled alone (jax 0.12, measured on the SGM's pose network).
 
-    The last good state is not kept: after a failure :func:`fit` recomputes it
-    by running again from an earlier state, which gives the same bits.
+def _rewind(
+    anchors: list[tuple[int, SVIState]],
+    target: int,
+    step: Step,
+    data: Mapping[str, Array],
+    schedule: _Schedule,
+) -> tuple[int, SVIState]:
+    """``(target, state after target steps)``, recomputed from the latest anchor before it.
+
+    ``anchors`` are ``(steps done, state)`` pairs, e.g. the start states of the
+    last two chunks; the same steps from the same state give the same bits.
+    Without an anchor at or before ``target`` (e.g. the step right after
+    resuming) the first anchor is returned.
+    """
+    for anchor_step, anchor_state in reversed(anchors):
+        if anchor_step <= target:
+            if target == anchor_step:
+                return anchor_step, anchor_state
+            rows = schedule.block(anchor_step, target - anchor_step)
+            return target, run_steps(step, anchor_state, data, rows, anchor_step)[0]
+    return anchors[0]
+
+
+def _stop_message(failure: str, kept: int, step: int) -> str:
+    """The message of a fit that stopped at ``failure``, returning the state after ``kept``."""
+    if kept < step:
+        outcome = f"returning the state after step {kept}, the last whose loss was finite"
+    else:
+        outcome = f"returning the state after step {kept}; no earlier state is held"
+    return f"stopped: {failure}; {outcome}"
+
+
+def _report_stop(model: Callable[..., Any], message: str, progress: bool, on_nan: str) -> None:
+    """Logs a stop as a warning (and prints it with ``progress``); raises with ``"raise"``."""
+    _logger.warning("fit %s: %s", model_name(model), message)
+    if progress:
+        tqdm.write(message, file=sys.stderr)
+    if on_nan == "raise":
+        raise FloatingPointError(message)
+
+
+def _concat(history: list[np.ndarray], dtype: np.dtype[Any]) -> np.ndarray:
+    """``(steps,)`` the losses so far, from their chunks."""
+    return np.concatenate(history) if history else np.zeros(0, dtype)
+
+
+def _is_due(step: int, every: int | None, num_steps: int) -> bool:
+    """Whether ``step`` is a multiple of ``every`` (if given) or the last step."""
+    return (every is not None and step % every == 0) or step == num_steps
+
+
+@dataclasses.dataclass(frozen=True)
+class _Evaluation:
+    """What :func:`fit` evaluates, and when.
+
+    Attributes:
+        model, guide: the fitted pair.
+        arrays: ``eval_data`` ``{name: (m, ...)}``, or None.
+        every: ``eval_every``, or None.
+        seed: seeds the bounds' importance samples.
+        iwae_samples: importance samples per example of the IWAE bound.
     """
 
-    def one_step(
-        state: SVIState, data: Mapping[str, Array], rows: Array, step: Array
-    ) -> tuple[SVIState, Array]:
-        batch = {name: jnp.take(array, rows, axis=0) for name, array in data.items()}
-        if augment is not None and augment_key is not None:
-            batch = augment(jax.random.fold_in(augment_key, step), batch)
-        if extend_batch is not None and extend_key is not None:
-            batch = {**batch, **extend_batch(jax.random.fold_in(extend_key, step), batch, data)}
-        state, loss = svi.update(state, **batch)
-        return state, (loss / batch_size).astype(loss_dtype)
+    model: Callable[..., Any]
+    guide: Callable[..., Any]
+    arrays: dict[str, np.ndarray] | None
+    every: int | None
+    seed: int
+    iwae_samples: int
 
-    compiled_step = jax.jit(one_step)
-    all_finite = jax.jit(_all_finite)
+    def due(self, step: int, num_steps: int) -> bool:
+        """Whether to evaluate after ``step`` steps (never without eval_data or eval_every)."""
+        active = self.arrays is not None or self.every is not None
+        return active and _is_due(step, self.every, num_steps)
 
-    def run(
-        state: SVIState, data: Mapping[str, Array], indices: Array, num: Array, start: Array
-    ) -> tuple[SVIState, Array, Array, Array, Array]:
-        count, first = int(num), int(start)
-        step_losses = []
-        for offset in range(count):
-            state, loss = compiled_step(state, data, indices[offset], np.int32(first + offset))
-            step_losses.append(loss)
-        losses = np.full((capacity,), np.nan, dtype=loss_dtype)
-        if step_losses:
-            losses[:count] = np.asarray(jnp.stack(step_losses))
-        bad_steps = np.flatnonzero(~np.isfinite(losses[:count]))
-        done = int(bad_steps[0]) if bad_steps.size else count
-        return (
-            state,
-            jnp.asarray(losses),
-            jnp.asarray(done, jnp.int32),
-            jnp.asarray(bad_steps.size > 0),
-            all_finite(state),
-        )
+    def record(self, svi: SVI, state: SVIState, step: int, losses: np.ndarray) -> dict[str, float]:
+        """The evaluation after ``step`` steps; ``losses`` ``(step,)`` are all of them so far.
 
-    return run
-
-
-def _check_augment(augment: Augment, batch: Mapping[str, Array]) -> None:
-    """Raises ``ValueError`` unless ``augment`` keeps the batch's keys, shapes and dtypes."""
-    expected = {name: (array.shape, array.dtype) for name, array in batch.items()}
-    out = jax.eval_shape(augment, jax.random.PRNGKey(0), dict(batch))
-    if not isinstance(out, Mapping):
-        raise ValueError(f"augment must return a dict of arrays, got {type(out).__name__}")
-    got = {name: (tuple(leaf.shape), leaf.dtype) for name, leaf in out.items()}
-    if got != expected:
-        raise ValueError(
-            f"augment must keep the minibatch's keys, shapes and dtypes: given {expected}, "
-            f"it returned {got}"
-        )
+        ``"loss"`` is the mean of the last ``every`` losses (all without ``every``);
+        ``"elbo"`` and ``"iwae"`` (with ``arrays``) are the bounds on ``arrays``.
+        """
+        window = step if self.every is None else min(self.every, step)
+        recent = losses[step - window : step]
+        record: dict[str, float] = {
+            "step": step,
+            "loss": float(np.mean(recent)) if recent.size else math.nan,
+        }
+        if self.arrays is not None:
+            params = {**svi.get_params(state), **(state.mutable_state or {})}
+            iwae, elbo = _bounds(
+                self.model,
+                self.guide,
+                params,
+                self.arrays,
+                seed=self.seed,
+                num_samples=self.iwae_samples,
+                batch_size=128,
+                plate_name=DATA_PLATE,
+            )
+            record.update(elbo=elbo, iwae=iwae)
+        return record
 
 
-def _check_extend_batch(
-    extend_batch: ExtendBatch, batch: Mapping[str, Array], data: Mapping[str, Array]
-) -> dict[str, Array]:
-    """The extras of the first step; ``ValueError`` unless they are new names of arrays."""
-    extras = extend_batch(jax.random.PRNGKey(0), dict(batch), dict(data))
-    if not isinstance(extras, Mapping) or not extras:
-        raise ValueError(
-            "extend_batch must return a non-empty dict of arrays (new names), got "
-            f"{type(extras).__name__}"
-        )
-    clash = sorted(set(extras) & set(batch))
-    if clash:
-        raise ValueError(
-            f"extend_batch must add new arrays, but returned {clash}, which the minibatch "
-            f"already has (its keys: {sorted(batch)}); use augment to change them"
-        )
-    return {name: jnp.asarray(value) for name, value in extras.items()}
+def _progress_bar(model: Callable[..., Any], num_steps: int, step: int, progress: bool) -> tqdm:
+    """A tqdm bar over the steps, starting at ``step``; disabled without ``progress``."""
+    return tqdm(
+        total=num_steps,
+        initial=step,
+        disable=not progress,
+        desc=f"fit {model_name(model)}",
+        unit="step",
+        dynamic_ncols=True,
+    )
 
 
-def _fingerprint(arrays: Mapping[str, np.ndarray]) -> str:
-    """A SHA-256 of the data's keys, shapes, dtypes and bytes."""
-    digest = hashlib.sha256()
-    for name, array in arrays.items():
-        digest.update(f"{name}:{array.shape}:{array.dtype};".encode())
-        digest.update(np.ascontiguousarray(array).data)
-    return digest.hexdigest()
+def _postfix(losses: np.ndarray, record: Mapping[str, float] | None = None) -> dict[str, str]:
+    """The bar's postfix: the mean of a chunk's ``losses`` ``(done,)``, the last IWAE bound.
+
+    >>> _postfix(np.array([1.0, 2.0]), {"step": 2, "iwae": -3.14159})
+    {'loss': '1.5', 'iwae': '-3.142'}
+    """
+    postfix = {"loss": f"{float(np.mean(losses)):.4g}"}
+    if record is not None:
+        postfix["iwae"] = f"{record['iwae']:.4g}"
+    return postfix
 
 
-def _check_every(value: int | None, name: str) -> int | None:
-    return None if value is None else check_positive_int(value, name)
+def _final_message(point: ResumePoint | None, num_steps: int, step: int) -> str:
+    """What a fit that did not stop early did, in words, after ``step`` steps."""
+    if point is not None and point.step == num_steps:
+        return f"resumed from {point.path} at step {step}; nothing left to do"
+    resumed = "" if point is None else f" (resumed from {point.path})"
+    return f"completed {step} steps{resumed}"
 
 
-def _metadata(
-    *,
-    seed: int,
-    batch_size: int,
-    model: Callable[..., Any],
-    guide: Callable[..., Any],
-    arrays: Mapping[str, np.ndarray],
-    structure: str,
-    augment: Callable[..., Any] | None,
-    extend_batch: Callable[..., Any] | None = None,
-) -> dict[str, Any]:
-    """The settings a checkpoint must share with the run that resumes it."""
-    return {
-        "augment": None if augment is None else model_name(augment),
-        "extend_batch": None if extend_batch is None else model_name(extend_batch),
-        "seed": seed,
-        "batch_size": batch_size,
-        "model": model_name(model),
-        "guide": model_name(guide),
-        "num_examples": num_examples(arrays),
-        "data": {name: [list(a.shape[1:]), str(a.dtype)] for name, a in arrays.items()},
-        "data_sha256": _fingerprint(arrays),
-        "state_structure": structure,
-    }
+def _result(
+    svi: SVI,
+    state: SVIState,
+    step: int,
+    losses: np.ndarray,
+    evaluations: list[dict[str, float]],
+    message: str,
+    stopped_early: bool,
+    started: float,
+) -> FitResult:
+    """The :class:`FitResult` after ``step`` steps, ``losses`` ``(step,)``.
 
-
-def _check_resumable(
-    path: os.PathLike[str], saved: Mapping[str, Any], now: Mapping[str, Any]
-) -> None:
-    different = [
-        f"{key}: {saved.get(key)!r} in the checkpoint, {value!r} now"
-        for key, value in now.items()
-        if saved.get(key) != value
-    ]
-    if different:
-        raise ValueError(
-            f"checkpoint {path} was written by a different run and cannot be resumed ("
-            + "; ".join(different)
-            + "); use another checkpoint_dir"
-        )
+    ``started`` is the ``time.perf_counter()`` at the start of the fit.
+    """
+    return FitResult(
+        params=svi.get_params(state),
+        state=state,
+        losses=losses,
+        eval=evaluations,
+        stopped_early=stopped_early,
+        message=message,
+        steps_done=step,
+        seconds=time.perf_counter() - started,
+    )
 
 
 def fit(
@@ -431,287 +624,64 @@ def fit(
     (3.0, (200,))
     """
     started = time.perf_counter()
-    seed = check_seed(seed)
-    num_steps = check_positive_int(num_steps, "num_steps")
-    batch_size = check_positive_int(batch_size, "batch_size")
-    iwae_samples = check_positive_int(iwae_samples, "iwae_samples")
-    eval_every = _check_every(eval_every, "eval_every")
-    checkpoint_every = _check_every(checkpoint_every, "checkpoint_every")
-    if on_nan not in ("stop", "raise"):
-        raise ValueError(f'on_nan must be "stop" or "raise", got {on_nan!r}')
-    if augment is not None and not callable(augment):
-        raise TypeError(f"augment must be a function (key, batch) -> batch, got {augment!r}")
-    if extend_batch is not None and not callable(extend_batch):
-        raise TypeError(
-            f"extend_batch must be a function (key, batch, data) -> extras, got {extend_batch!r}"
-        )
-    if extend_batch is not None and eval_data is not None:
-        raise ValueError(
-            "eval_data cannot be combined with extend_batch: evaluation batches would lack "
-            "the extras the model takes; evaluate the fitted parameters separately"
-        )
-    if checkpoint_every is not None and checkpoint_dir is None:
-        raise ValueError("checkpoint_every needs a checkpoint_dir to write to")
-    optimizer = optax.adam(1e-3) if optimizer is None else optimizer
-    if not isinstance(optimizer, optax.GradientTransformation):
-        raise TypeError(
-            f"optimizer must be an optax.GradientTransformation (e.g. optax.adam(1e-3)), "
-            f"got {type(optimizer).__name__}"
-        )
-    loss = Trace_ELBO() if loss is None else loss
-    arrays = check_data(data, "data")
-    n = num_examples(arrays)
-    if batch_size > n:
-        raise ValueError(f"batch_size {batch_size} exceeds the {n} examples in data")
-    eval_arrays = None if eval_data is None else check_data(eval_data, "eval_data")
-    if eval_arrays is not None:
-        trailing = {k: (a.shape[1:], a.dtype) for k, a in arrays.items()}
-        eval_trailing = {k: (a.shape[1:], a.dtype) for k, a in eval_arrays.items()}
-        if trailing.keys() != eval_trailing.keys() or any(
-            trailing[k][0] != eval_trailing[k][0] for k in trailing
-        ):
-            raise ValueError(
-                "eval_data must have the keys and per-example shapes of data: "
-                f"data has { {k: s for k, (s, _) in trailing.items()} }, "
-                f"eval_data has { {k: s for k, (s, _) in eval_trailing.items()} }"
-            )
-    directory = None if checkpoint_dir is None else os.fspath(checkpoint_dir)
-    existing = list_checkpoints(directory) if directory is not None else []
-    if existing and not resume:
-        raise ValueError(
-            f"checkpoint_dir {directory} already holds checkpoints (latest step "
-            f"{existing[-1][0]}); pass resume=True to continue that run or choose an empty "
-            "directory"
-        )
-    resume_from = existing[-1][1] if existing else None
-    saved_metadata = None if resume_from is None else load_metadata(resume_from)
-    if saved_metadata is not None and int(saved_metadata.get("step", -1)) > num_steps:
-        raise ValueError(
-            f"checkpoint {resume_from} is at step {saved_metadata.get('step')}, past "
-            f"num_steps={num_steps}; raise num_steps or use another checkpoint_dir"
-        )
-
-    # Set-up: SVI state from the first minibatch's shapes.
-    schedule = _Schedule(seed, n, batch_size)
-    device_data = {name: jnp.asarray(array) for name, array in arrays.items()}
-    first_rows = schedule.rows(0)
-    first_batch = {name: array[first_rows] for name, array in device_data.items()}
-    if augment is not None:
-        _check_augment(augment, first_batch)
-    if extend_batch is not None:
-        first_batch = {**first_batch, **_check_extend_batch(extend_batch, first_batch, device_data)}
-    svi = SVI(model, guide, optimizer, loss)
-    # compiled: run op by op, initialising a convolutional model took seconds
-    state = jax.jit(svi.init)(
-        jax.random.PRNGKey(seed),
-        init_params=None if init_params is None else dict(init_params),
-        **first_batch,
+    seed, num_steps, batch_size, iwae_samples, eval_every, checkpoint_every = _check_counts(
+        seed, num_steps, batch_size, iwae_samples, eval_every, checkpoint_every
     )
-    if state.mutable_state is not None:
-        if not isinstance(loss, Trace_ELBO | TraceMeanField_ELBO):
-            raise ValueError(
-                f"the model or guide has mutable state {sorted(state.mutable_state)} (e.g. "
-                f"non-Param NNX variables), which {type(loss).__name__} does not support; use "
-                "Trace_ELBO or TraceMeanField_ELBO"
-            )
-        if getattr(loss, "num_particles", 1) != 1:
-            raise ValueError(
-                f"mutable state {sorted(state.mutable_state)} needs num_particles=1 in the "
-                f"loss, got num_particles={getattr(loss, 'num_particles', None)}"
-            )
+    _check_options(on_nan, augment, extend_batch, eval_data, checkpoint_every, checkpoint_dir)
+    optimizer, loss = _optimizer_and_loss(optimizer, loss)
+    arrays, eval_arrays = _check_arrays(data, eval_data, batch_size)
+    directory = None if checkpoint_dir is None else os.fspath(checkpoint_dir)
+    point = find_resume_point(directory, resume, num_steps)
+
+    # Set-up: the SVI state from the first minibatch's shapes, or from the checkpoint.
+    svi = SVI(model, guide, optimizer, loss)
+    schedule = _Schedule(seed, num_examples(arrays), batch_size)
+    device_data = {name: jnp.asarray(array) for name, array in arrays.items()}
+    first_batch = _first_batch(device_data, schedule.rows(0), augment, extend_batch)
+    state = _init_state(svi, seed, init_params, first_batch)
     metadata = (
         {}
         if directory is None
-        else _metadata(
-            seed=seed,
-            batch_size=batch_size,
-            model=model,
-            guide=guide,
-            arrays=arrays,
-            structure=str(jax.tree.structure(state)),
-            augment=augment,
-            extend_batch=extend_batch,
-        )
+        else run_metadata(model, guide, arrays, state, seed, batch_size, augment, extend_batch)
     )
-    history: list[np.ndarray] = []
-    evaluations: list[dict[str, float]] = []
-    step = 0
-    if resume_from is not None and saved_metadata is not None:
-        _check_resumable(resume_from, saved_metadata, metadata)
-        step = int(saved_metadata["step"])
-        target = {
-            "svi_state": state,
-            "losses": np.zeros((step,), np.dtype(saved_metadata["loss_dtype"])),
-            "step": np.asarray(0, np.int64),
-        }
-        restored, _ = load_checkpoint(resume_from, target)
-        state = restored["svi_state"]
-        history.append(np.asarray(restored["losses"]))
-        evaluations = [dict(record) for record in saved_metadata.get("eval", [])]
-        _logger.info("resuming from %s at step %d", resume_from, step)
+    state, step, history, evaluations = _resume(point, state, metadata)
     loss_dtype = np.dtype(jnp.result_type(float))
-    augment_key = jax.random.fold_in(jax.random.PRNGKey(seed), 1)
-    extend_key = jax.random.fold_in(jax.random.PRNGKey(seed), 2)
-    runner = _make_runner(
-        svi,
-        batch_size,
-        MAX_STEPS_PER_CALL,
-        loss_dtype,
-        augment,
-        augment_key,
-        extend_batch,
-        extend_key,
-    )
+    one_step = compile_step(svi, batch_size, loss_dtype, seed, augment, extend_batch)
+    evaluation = _Evaluation(model, guide, eval_arrays, eval_every, seed, iwae_samples)
 
-    def evaluate(current: SVIState, steps: int) -> dict[str, float]:
-        window = steps if eval_every is None else min(eval_every, steps)
-        recent = np.concatenate(history)[steps - window : steps] if history else np.zeros(0)
-        record: dict[str, float] = {
-            "step": steps,
-            "loss": float(np.mean(recent)) if recent.size else math.nan,
-        }
-        if eval_arrays is not None:
-            params = {**svi.get_params(current), **(current.mutable_state or {})}
-            iwae, elbo = _bounds(
-                model,
-                guide,
-                params,
-                eval_arrays,
-                seed=seed,
-                num_samples=iwae_samples,
-                batch_size=128,
-                plate_name=DATA_PLATE,
-            )
-            record.update(elbo=elbo, iwae=iwae)
-        return record
-
-    def save(current: SVIState, steps: int) -> None:
-        assert directory is not None
-        losses = np.concatenate(history) if history else np.zeros(0, loss_dtype)
-        content = {"svi_state": current, "losses": losses, "step": np.asarray(steps, np.int64)}
-        info = {
-            **metadata,
-            "step": steps,
-            "loss_dtype": losses.dtype.name,
-            "eval": evaluations,
-            "invppl_version": invppl.__version__,
-        }
-        path = checkpoint_path(directory, steps)
-        if path.exists():  # only a stale incomplete directory can be here
-            shutil.rmtree(path)
-        save_checkpoint(path, content, info)
-        for _, old in list_checkpoints(directory)[:-KEEP_CHECKPOINTS]:
-            shutil.rmtree(old)
-
-    stopped_early = False
-    message = ""
-    start_step = step
-    # The start states of the last two calls: a failed run is rewound from one of them.
-    anchors: list[tuple[int, SVIState]] = []
-
-    def rewind(target: int) -> tuple[int, SVIState]:
-        """The state after ``target`` steps, recomputed from the latest anchor before it."""
-        for anchor_step, anchor_state in reversed(anchors):
-            if anchor_step <= target:
-                count = target - anchor_step
-                if count == 0:
-                    return anchor_step, anchor_state
-                indices = schedule.block(anchor_step, count, MAX_STEPS_PER_CALL)
-                rewound = runner(
-                    anchor_state, device_data, indices, np.int32(count), np.int32(anchor_step)
-                )[0]
-                return target, rewound
-        return anchors[0]  # nothing earlier is held (e.g. the step right after resuming)
-
-    evaluating = eval_arrays is not None or eval_every is not None
-    per_call = 1
-    bar = tqdm(
-        total=num_steps,
-        initial=step,
-        disable=not progress,
-        desc=f"fit {model_name(model)}",
-        unit="step",
-        dynamic_ncols=True,
-    )
-    try:
+    # The loop: chunks of steps between two waits of the host, each ending at the latest
+    # where an evaluation or a checkpoint is due.
+    anchors: list[tuple[int, SVIState]] = []  # the start states of the last two chunks
+    per_call, stopped = 1, None
+    with _progress_bar(model, num_steps, step, progress) as bar:
         while step < num_steps:
-            boundary = num_steps
-            for every in (checkpoint_every, eval_every):
-                if every is not None:
-                    boundary = min(boundary, (step // every + 1) * every)
-            count = min(boundary - step, per_call)
-            indices = schedule.block(step, count, MAX_STEPS_PER_CALL)
+            count = _next_count(step, num_steps, per_call, checkpoint_every, eval_every)
+            rows = schedule.block(step, count)
             anchors = [*anchors[-1:], (step, state)]
             call_started = time.perf_counter()
-            state, losses, done_array, bad_array, finite_array = runner(
-                state, device_data, indices, np.int32(count), np.int32(step)
-            )
-            done, bad = int(done_array), bool(bad_array)
-            elapsed = time.perf_counter() - call_started
-            chunk_losses = np.asarray(losses)
-            if done:
-                history.append(chunk_losses[:done])
-            step += done
-            failure = None
-            if bad:  # the loss at the state after `step` steps is not finite
-                failure = (
-                    f"the loss became non-finite ({chunk_losses[done]}) at step {step + 1} "
-                    f"of {num_steps}"
-                )
-            elif not bool(finite_array):  # the state after `step` steps is not finite
-                failure = f"the parameters became non-finite at step {step} of {num_steps}"
-            if failure is not None:
-                kept, state = rewind(step - 1)
-                history = [np.concatenate(history)[:kept]] if history else []
-                stopped_early = True
-                if kept < step:
-                    outcome = (
-                        f"returning the state after step {kept}, the last whose loss was finite"
-                    )
-                else:
-                    outcome = f"returning the state after step {kept}; no earlier state is held"
-                message = f"stopped: {failure}; {outcome}"
-                step = kept
+            state, chunk = run_steps(one_step, state, device_data, rows, step)
+            per_call = _next_per_call(chunk.done, time.perf_counter() - call_started, per_call)
+            history.append(chunk.good_losses)
+            step += chunk.done
+            failure = _failure(chunk, step, num_steps)
+            if failure is not None:  # keep the last state whose loss was finite
+                kept, state = _rewind(anchors, step - 1, one_step, device_data, schedule)
+                stopped = _stop_message(failure, kept, step)
+                history, step = [_concat(history, loss_dtype)[:kept]], kept
                 break
-            bar.update(done)
-            bar.set_postfix(loss=f"{float(np.mean(chunk_losses[:done])):.4g}")
-            rate = done / max(elapsed, 1e-9)
-            per_call = int(min(max(1, rate * _SECONDS_PER_CALL), 4 * per_call, MAX_STEPS_PER_CALL))
-            if evaluating and (
-                (eval_every is not None and step % eval_every == 0) or step == num_steps
-            ):
-                evaluations.append(evaluate(state, step))
+            bar.update(chunk.done)
+            bar.set_postfix(**_postfix(chunk.good_losses))
+            if evaluation.due(step, num_steps):
+                evaluations.append(
+                    evaluation.record(svi, state, step, _concat(history, loss_dtype))
+                )
                 if "iwae" in evaluations[-1]:
-                    bar.set_postfix(
-                        loss=f"{float(np.mean(chunk_losses[:done])):.4g}",
-                        iwae=f"{evaluations[-1]['iwae']:.4g}",
-                    )
-            if directory is not None and (
-                (checkpoint_every is not None and step % checkpoint_every == 0) or step == num_steps
-            ):
-                save(state, step)
-    finally:
-        bar.close()
-    if stopped_early:
-        _logger.warning("fit %s: %s", model_name(model), message)
-        if progress:
-            tqdm.write(message, file=sys.stderr)
-        if on_nan == "raise":
-            raise FloatingPointError(message)
-    elif resume_from is not None and start_step == num_steps:
-        message = f"resumed from {resume_from} at step {step}; nothing left to do"
-    else:
-        message = f"completed {step} steps"
-        if resume_from is not None:
-            message += f" (resumed from {resume_from})"
-    losses_all = np.concatenate(history) if history else np.zeros(0, loss_dtype)
-    return FitResult(
-        params=svi.get_params(state),
-        state=state,
-        losses=losses_all,
-        eval=evaluations,
-        stopped_early=stopped_early,
-        message=message,
-        steps_done=step,
-        seconds=time.perf_counter() - started,
-    )
+                    bar.set_postfix(**_postfix(chunk.good_losses, evaluations[-1]))
+            if directory is not None and _is_due(step, checkpoint_every, num_steps):
+                losses = _concat(history, loss_dtype)
+                save_run(directory, step, state, losses, evaluations, metadata, KEEP_CHECKPOINTS)
+    if stopped is not None:
+        _report_stop(model, stopped, progress, on_nan)
+    message = _final_message(point, num_steps, step) if stopped is None else stopped
+    losses = _concat(history, loss_dtype)
+    return _result(svi, state, step, losses, evaluations, message, stopped is not None, started)

@@ -190,13 +190,15 @@ def _bounds(
     guide: Callable[..., Any],
     params: Mapping[str, ArrayLike],
     data: Mapping[str, ArrayLike],
-    *,
     seed: int,
     num_samples: int,
     batch_size: int,
     plate_name: str,
 ) -> tuple[float, float]:
-    """(IWAE_K, ELBO) averaged over the examples, computed batch by batch."""
+    """(IWAE_K, ELBO) averaged over the examples, computed batch by batch.
+
+    The arguments are those of :func:`iwae_bound`.
+    """
     arrays = check_data(data)
     seed = check_seed(seed)
     num_samples = check_positive_int(num_samples, "num_samples")
@@ -270,17 +272,7 @@ def iwae_bound(
     >>> abs(bound - exact) < 1e-5
     True
     """
-    iwae, _ = _bounds(
-        model,
-        guide,
-        params,
-        data,
-        seed=seed,
-        num_samples=num_samples,
-        batch_size=batch_size,
-        plate_name=plate_name,
-    )
-    return iwae
+    return _bounds(model, guide, params, data, seed, num_samples, batch_size, plate_name)[0]
 
 
 def elbo_per_example(
@@ -300,14 +292,4 @@ def elbo_per_example(
     only averages more samples (less Monte Carlo noise), it does not tighten
     the bound. Arguments as for :func:`iwae_bound`.
     """
-    _, elbo = _bounds(
-        model,
-        guide,
-        params,
-        data,
-        seed=seed,
-        num_samples=num_samples,
-        batch_size=batch_size,
-        plate_name=plate_name,
-    )
-    return elbo
+    return _bounds(model, guide, params, data, seed, num_samples, batch_size, plate_name)[1]

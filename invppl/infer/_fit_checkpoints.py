@@ -1,0 +1,182 @@
+"""The checkpoints of a :func:`invppl.infer.fit` run: finding, checking, restoring, saving.
+
+A run's checkpoint after ``step`` steps lies at ``checkpoint_path(directory, step)``
+and holds the pytree ``{"svi_state": SVIState, "losses": (step,) array, "step":
+int64 scalar}`` and the JSON metadata of :func:`run_metadata` (the settings a
+resuming run must share) followed by ``"step"``, ``"loss_dtype"`` (the losses'
+dtype name), ``"eval"`` (the evaluations so far) and ``"invppl_version"``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import shutil
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from numpyro.infer.svi import SVIState
+
+import invppl
+from invppl.infer._checks import model_name, num_examples
+from invppl.infer.checkpoint import (
+    checkpoint_path,
+    list_checkpoints,
+    load_checkpoint,
+    load_metadata,
+    save_checkpoint,
+)
+
+__all__ = [
+    "ResumePoint",
+    "check_resumable",
+    "find_resume_point",
+    "fingerprint",
+    "restore",
+    "run_metadata",
+    "save_run",
+]
+
+
+def fingerprint(arrays: Mapping[str, np.ndarray]) -> str:
+    """A SHA-256 of the data's keys, shapes, dtypes and bytes (64 hex digits)."""
+    digest = hashlib.sha256()
+    for name, array in arrays.items():
+        digest.update(f"{name}:{array.shape}:{array.dtype};".encode())
+        digest.update(np.ascontiguousarray(array).data)
+    return digest.hexdigest()
+
+
+def run_metadata(
+    model: Callable[..., Any],
+    guide: Callable[..., Any],
+    arrays: Mapping[str, np.ndarray],
+    state: SVIState,
+    seed: int,
+    batch_size: int,
+    augment: Callable[..., Any] | None,
+    extend_batch: Callable[..., Any] | None,
+) -> dict[str, Any]:
+    """The settings a checkpoint must share with the run that resumes it.
+
+    ``arrays`` ``{name: (n, ...)}`` is the training data; ``state`` gives the SVI
+    state's tree structure (its values are not read).
+    """
+    return {
+        "augment": None if augment is None else model_name(augment),
+        "extend_batch": None if extend_batch is None else model_name(extend_batch),
+        "seed": seed,
+        "batch_size": batch_size,
+        "model": model_name(model),
+        "guide": model_name(guide),
+        "num_examples": num_examples(arrays),
+        "data": {name: [list(a.shape[1:]), str(a.dtype)] for name, a in arrays.items()},
+        "data_sha256": fingerprint(arrays),
+        "state_structure": str(jax.tree.structure(state)),
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class ResumePoint:
+    """The latest complete checkpoint of a directory, to resume from.
+
+    Attributes:
+        path: the checkpoint directory.
+        metadata: its JSON metadata.
+    """
+
+    path: Path
+    metadata: dict[str, Any]
+
+    @property
+    def step(self) -> int:
+        """The number of steps done at the checkpoint."""
+        return int(self.metadata["step"])
+
+
+def find_resume_point(directory: str | None, resume: bool, num_steps: int) -> ResumePoint | None:
+    """The checkpoint a fit of ``num_steps`` steps resumes from, or None.
+
+    Raises:
+        ValueError: if ``directory`` holds checkpoints and ``resume`` is False, or
+            the latest is past ``num_steps``.
+    """
+    existing = list_checkpoints(directory) if directory is not None else []
+    if existing and not resume:
+        raise ValueError(
+            f"checkpoint_dir {directory} already holds checkpoints (latest step "
+            f"{existing[-1][0]}); pass resume=True to continue that run or choose an empty "
+            "directory"
+        )
+    if not existing:
+        return None
+    path = existing[-1][1]
+    metadata = load_metadata(path)
+    if int(metadata.get("step", -1)) > num_steps:
+        raise ValueError(
+            f"checkpoint {path} is at step {metadata.get('step')}, past "
+            f"num_steps={num_steps}; raise num_steps or use another checkpoint_dir"
+        )
+    return ResumePoint(path, metadata)
+
+
+def check_resumable(point: ResumePoint, now: Mapping[str, Any]) -> None:
+    """Raises ``ValueError`` unless the checkpoint's settings equal ``now``'s."""
+    different = [
+        f"{key}: {point.metadata.get(key)!r} in the checkpoint, {value!r} now"
+        for key, value in now.items()
+        if point.metadata.get(key) != value
+    ]
+    if different:
+        raise ValueError(
+            f"checkpoint {point.path} was written by a different run and cannot be resumed ("
+            + "; ".join(different)
+            + "); use another checkpoint_dir"
+        )
+
+
+def restore(
+    point: ResumePoint, state: SVIState
+) -> tuple[SVIState, np.ndarray, list[dict[str, float]]]:
+    """The checkpoint's SVI state (in ``state``'s structure), losses ``(step,)``, evaluations."""
+    target = {
+        "svi_state": state,
+        "losses": np.zeros((point.step,), np.dtype(point.metadata["loss_dtype"])),
+        "step": np.asarray(0, np.int64),
+    }
+    restored, _ = load_checkpoint(point.path, target)
+    evaluations = [dict(record) for record in point.metadata.get("eval", [])]
+    return restored["svi_state"], np.asarray(restored["losses"]), evaluations
+
+
+def save_run(
+    directory: str,
+    step: int,
+    state: SVIState,
+    losses: np.ndarray,
+    evaluations: list[dict[str, float]],
+    metadata: Mapping[str, Any],
+    keep: int,
+) -> None:
+    """Saves the run after ``step`` steps; keeps the latest ``keep`` checkpoints.
+
+    ``losses`` ``(step,)`` are all the losses so far; ``metadata`` is the run's
+    :func:`run_metadata`.
+    """
+    content = {"svi_state": state, "losses": losses, "step": np.asarray(step, np.int64)}
+    info = {
+        **metadata,
+        "step": step,
+        "loss_dtype": losses.dtype.name,
+        "eval": evaluations,
+        "invppl_version": invppl.__version__,
+    }
+    path = checkpoint_path(directory, step)
+    if path.exists():  # only a stale incomplete directory can be here
+        shutil.rmtree(path)
+    save_checkpoint(path, content, info)
+    for _, old in list_checkpoints(directory)[:-keep]:
+        shutil.rmtree(old)
