@@ -100,6 +100,8 @@ class FitResult:
         message: what happened, in words.
         steps_done: the number of optimiser steps behind ``state``.
         seconds: wall-clock time of this call.
+        best_step: with ``keep_best``, the step whose parameters ``params``
+            holds (the best evaluation); None otherwise.
     """
 
     params: dict[str, Array]
@@ -110,6 +112,7 @@ class FitResult:
     message: str
     steps_done: int
     seconds: float
+    best_step: int | None = None
 
 
 # The parts of fit, in the order it uses them: checking the arguments, setting up the
@@ -148,6 +151,7 @@ def _check_options(
     eval_data: object,
     checkpoint_every: int | None,
     checkpoint_dir: object,
+    keep_best: bool = False,
 ) -> None:
     """Raises unless the modes and hooks are valid and their combination is allowed."""
     if on_nan not in ("stop", "raise"):
@@ -165,6 +169,8 @@ def _check_options(
         )
     if checkpoint_every is not None and checkpoint_dir is None:
         raise ValueError("checkpoint_every needs a checkpoint_dir to write to")
+    if keep_best and eval_data is None:
+        raise ValueError("keep_best needs eval_data: it keeps the evaluation with the best ELBO")
 
 
 def _optimizer_and_loss(
@@ -459,6 +465,23 @@ class _Evaluation:
         return record
 
 
+@dataclasses.dataclass(frozen=True)
+class _Best:
+    """The state of the evaluation with the highest ELBO so far (``keep_best``)."""
+
+    elbo: float
+    step: int
+    state: SVIState
+
+    @staticmethod
+    def update(best: _Best | None, record: Mapping[str, float], state: SVIState) -> _Best:
+        """``best``, or the evaluation ``record`` of ``state`` if its ELBO is higher."""
+        elbo = float(record["elbo"])
+        if best is not None and not elbo > best.elbo:  # a NaN ELBO never wins
+            return best
+        return _Best(elbo, int(record["step"]), state)
+
+
 def _progress_bar(model: Callable[..., Any], num_steps: int, step: int, progress: bool) -> tqdm:
     """A tqdm bar over the steps, starting at ``step``; disabled without ``progress``."""
     return tqdm(
@@ -500,13 +523,15 @@ def _result(
     message: str,
     stopped_early: bool,
     started: float,
+    best: _Best | None = None,
 ) -> FitResult:
     """The :class:`FitResult` after ``step`` steps, ``losses`` ``(step,)``.
 
-    ``started`` is the ``time.perf_counter()`` at the start of the fit.
+    ``started`` is the ``time.perf_counter()`` at the start of the fit; with
+    ``best``, the parameters are those of its state (``keep_best``).
     """
     return FitResult(
-        params=svi.get_params(state),
+        params=svi.get_params(state if best is None else best.state),
         state=state,
         losses=losses,
         eval=evaluations,
@@ -514,6 +539,7 @@ def _result(
         message=message,
         steps_done=step,
         seconds=time.perf_counter() - started,
+        best_step=None if best is None else best.step,
     )
 
 
@@ -538,6 +564,7 @@ def fit(
     on_nan: Literal["stop", "raise"] = "stop",
     augment: Augment | None = None,
     extend_batch: ExtendBatch | None = None,
+    keep_best: bool = False,
 ) -> FitResult:
     """Fits ``model`` and ``guide`` to ``data`` by minibatch SVI.
 
@@ -598,6 +625,11 @@ def fit(
             same extras, e.g. the edges and non-edges a graph model's step
             samples (:class:`invppl.infer.GraphBatches`). Not combined with
             ``eval_data``, whose batches would lack the extras.
+        keep_best: early stopping: return in ``FitResult.params`` the parameters
+            of the evaluation with the highest ELBO on ``eval_data`` (among this
+            call's evaluations), and its step in ``FitResult.best_step``;
+            ``state``, ``losses`` and checkpoints still describe the last step.
+            Needs ``eval_data``; choose ``eval_every`` for how often to look.
 
     Returns:
         A :class:`FitResult`.
@@ -627,7 +659,9 @@ def fit(
     seed, num_steps, batch_size, iwae_samples, eval_every, checkpoint_every = _check_counts(
         seed, num_steps, batch_size, iwae_samples, eval_every, checkpoint_every
     )
-    _check_options(on_nan, augment, extend_batch, eval_data, checkpoint_every, checkpoint_dir)
+    _check_options(
+        on_nan, augment, extend_batch, eval_data, checkpoint_every, checkpoint_dir, keep_best
+    )
     optimizer, loss = _optimizer_and_loss(optimizer, loss)
     arrays, eval_arrays = _check_arrays(data, eval_data, batch_size)
     directory = None if checkpoint_dir is None else os.fspath(checkpoint_dir)
@@ -652,7 +686,7 @@ def fit(
     # The loop: chunks of steps between two waits of the host, each ending at the latest
     # where an evaluation or a checkpoint is due.
     anchors: list[tuple[int, SVIState]] = []  # the start states of the last two chunks
-    per_call, stopped = 1, None
+    per_call, stopped, best = 1, None, None
     with _progress_bar(model, num_steps, step, progress) as bar:
         while step < num_steps:
             count = _next_count(step, num_steps, per_call, checkpoint_every, eval_every)
@@ -675,6 +709,7 @@ def fit(
                 evaluations.append(
                     evaluation.record(svi, state, step, _concat(history, loss_dtype))
                 )
+                best = _Best.update(best, evaluations[-1], state) if keep_best else None
                 if "iwae" in evaluations[-1]:
                     bar.set_postfix(**_postfix(chunk.good_losses, evaluations[-1]))
             if directory is not None and _is_due(step, checkpoint_every, num_steps):
@@ -684,4 +719,8 @@ def fit(
         _report_stop(model, stopped, progress, on_nan)
     message = _final_message(point, num_steps, step) if stopped is None else stopped
     losses = _concat(history, loss_dtype)
-    return _result(svi, state, step, losses, evaluations, message, stopped is not None, started)
+    if best is not None:
+        message += f"; kept the parameters of step {best.step}, the best ELBO on eval_data"
+    return _result(
+        svi, state, step, losses, evaluations, message, stopped is not None, started, best
+    )

@@ -359,3 +359,58 @@ def test_init_params_set_the_starting_point() -> None:
     )
     for name, value in optimum.items():
         np.testing.assert_allclose(np.asarray(result.params[name]), value, rtol=1e-6)
+
+
+def _location_model(x: jax.Array) -> None:
+    mu = numpyro.param("mu", jnp.array(-3.0))
+    with numpyro.plate("data", x.shape[0]):
+        numpyro.sample("x", dist.Normal(mu, 1.0), obs=x)
+
+
+def test_keep_best_returns_the_parameters_of_the_best_evaluation() -> None:
+    # Gradient descent walks mu from -3 to the training mean 2, mu_t = 2 - 5 (0.98)^t, and
+    # passes the held-out mean 0 near t = 45: the held-out ELBO -mu^2 / 2 + c peaks there,
+    # as an overfitting fit's does.
+    train = {"x": jnp.full((32,), 2.0)}
+    held_out = {"x": jnp.zeros(16)}
+    common: dict[str, Any] = dict(
+        seed=0, batch_size=32, optimizer=optax.sgd(0.02 / 32), progress=False
+    )
+    result = fit(
+        _location_model,
+        _no_latents,
+        train,
+        num_steps=200,
+        eval_data=held_out,
+        eval_every=10,
+        keep_best=True,
+        **common,
+    )
+    elbos = [record["elbo"] for record in result.eval]
+    assert result.best_step == result.eval[int(np.argmax(elbos))]["step"] == 50
+    assert "kept the parameters of step 50" in result.message
+    mu = float(result.params["mu"])
+    assert mu == pytest.approx(2 - 5 * 0.98**50, rel=1e-4)
+    # the oracle: a fit stopped at that step has exactly these parameters
+    stopped = fit(_location_model, _no_latents, train, num_steps=50, **common)
+    np.testing.assert_array_equal(np.asarray(result.params["mu"]), stopped.params["mu"])
+    # the state, losses and steps are still those of the last step
+    assert result.steps_done == 200
+    assert result.losses.shape == (200,)
+    last = fit(_location_model, _no_latents, train, num_steps=200, **common)
+    assert last.best_step is None
+    assert float(last.params["mu"]) == pytest.approx(2 - 5 * 0.98**200, rel=1e-4)
+
+
+def test_keep_best_without_eval_data_raises_before_any_work() -> None:
+    with pytest.raises(ValueError, match="keep_best needs eval_data"):
+        fit(
+            _must_not_run,
+            _must_not_run,
+            {"x": TRAIN},
+            seed=0,
+            num_steps=5,
+            batch_size=8,
+            keep_best=True,
+            progress=False,
+        )

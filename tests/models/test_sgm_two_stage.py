@@ -428,6 +428,11 @@ def test_the_learned_symmetry_holds_the_fitted_networks(fitted: _Fitted) -> None
     # stage 2's loss is −log p(f(x) | x̂) in nats per example; the poses of one shape turned
     # uniformly are spread evenly on the circle, whose uniform density gives log 2π
     assert abs(np.mean(result.prior.losses[-5:]) - math.log(2 * math.pi)) < 0.1
+    # early stopping: the held-out tenth is evaluated every step (20 times in all) and the
+    # parameters of the best held-out log-density are kept
+    assert [record["step"] for record in result.prior.eval] == list(range(1, 21))
+    best = max(result.prior.eval, key=lambda record: record["elbo"])
+    assert result.prior.best_step == best["step"]
     assert set(result.pose.params) == {"pose_net$params"}
     assert set(result.prior.params) == {"prior_embedding$params", "prior_flow"}
     _assert_trees_equal(_weights(symmetry.pose_net), result.pose.params["pose_net$params"])
@@ -463,3 +468,48 @@ def test_the_equivariance_check_flags_an_untrained_pose_and_passes_a_fitted_one(
     assert float(np.median(untrained)) > 0.4
     with pytest.raises(ValueError, match=r"eta must have shape \(batch, 1\)"):
         pose_equivariance_error(_CentroidPose(1.0), family, x, eta[:3])
+
+
+def test_stage_two_holds_out_a_seeded_disjoint_part() -> None:
+    from invppl.infer.two_stage import _holdout_split
+
+    x = np.arange(50, dtype=np.float32).reshape(50, 1, 1, 1)
+    kept, held = _holdout_split({"x": x}, 0.1, 8, seed=3)
+    assert held is not None
+    assert held["x"].shape == (5, 1, 1, 1)
+    assert kept["x"].shape == (45, 1, 1, 1)
+    together = np.sort(np.concatenate([kept["x"], held["x"]]).ravel())
+    np.testing.assert_array_equal(together, x.ravel())  # a partition of the examples
+    again = _holdout_split({"x": x}, 0.1, 8, seed=3)[1]
+    assert again is not None
+    np.testing.assert_array_equal(again["x"], held["x"])
+    other = _holdout_split({"x": x}, 0.1, 8, seed=4)[1]
+    assert other is not None
+    assert not np.array_equal(other["x"], held["x"])
+    everything, none = _holdout_split({"x": x}, 0, 8, seed=3)
+    assert none is None
+    np.testing.assert_array_equal(everything["x"], x)
+
+
+@pytest.mark.parametrize(
+    ("fraction", "batch_size", "message"),
+    [
+        (0.5, 8, r"prior_holdout must be a fraction in \[0, 0.5\), got 0.5"),
+        (-0.1, 8, r"prior_holdout must be a fraction"),
+        (0.4, 40, r"leaves 30 of 50 examples for stage 2, fewer than batch_size=40"),
+    ],
+)
+def test_bad_holdout_raises_before_any_work(fraction: float, batch_size: int, message: str) -> None:
+    sgm = make_two_stage_sgm((SIZE, SIZE, 1), ("rotation",), seed=0, **SMALL)
+    x = np.zeros((50, SIZE, SIZE, 1), np.float32)
+    with pytest.raises(ValueError, match=message):
+        fit_two_stage(
+            sgm,
+            {"x": x},
+            seed=0,
+            pose_steps=1,
+            prior_steps=1,
+            batch_size=batch_size,
+            prior_holdout=fraction,
+            progress=False,
+        )
