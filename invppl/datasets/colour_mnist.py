@@ -107,6 +107,46 @@ def _check_base_colour(base_colour: Sequence[float]) -> tuple[float, float, floa
     return (float(colour[0]), float(colour[1]), float(colour[2]))
 
 
+def _draw_shifts(
+    selected: np.ndarray,
+    hue: LawLike | Mapping[int, LawLike] | None,
+    saturation: LawLike | Mapping[int, LawLike] | None,
+    seed: int,
+) -> tuple[dict[int, LawLike], dict[int, LawLike], np.ndarray, np.ndarray]:
+    """Each class's hue and saturation laws, then the draws for labels ``selected`` ``(n,)``.
+
+    Returns ``(hue_laws, saturation_laws, hues, saturations)``, the draws
+    ``(n,)`` float32; all hues are drawn before the saturations, from one
+    ``default_rng(seed)``.
+    """
+    present = np.unique(selected).tolist()
+    hue_laws = laws_by_class(_DEFAULT_HUE if hue is None else hue, present, name="hue")
+    saturation_laws = laws_by_class(
+        _DEFAULT_SATURATION if saturation is None else saturation, present, name="saturation"
+    )
+    rng = np.random.default_rng(seed)
+    hues = sample_by_class(hue_laws, selected, rng, name="hue").astype(np.float32)
+    saturations = sample_by_class(saturation_laws, selected, rng, name="saturation")
+    return hue_laws, saturation_laws, hues, saturations.astype(np.float32)
+
+
+def _paint(
+    grey: np.ndarray, colour: tuple[float, float, float], hues: np.ndarray, saturations: np.ndarray
+) -> np.ndarray:
+    """Grey digits ``(n, height, width, 1)`` painted in ``colour``, then shifted: ``(n, h, w, 3)``.
+
+    float32 in [0, 1]; ``hues`` and ``saturations`` are ``(n,)`` float32.
+    """
+    import jax.numpy as jnp
+
+    from invppl.transforms import Colour
+
+    painted = grey.astype(np.float32) * np.asarray(colour, dtype=np.float32)
+    eta = jnp.asarray(np.stack([hues, saturations], axis=1))
+    recoloured = np.asarray(Colour(("hue", "saturation")).apply(jnp.asarray(painted), eta))
+    return np.clip(recoloured, 0.0, 1.0).astype(np.float32)
+
+
 def colour_mnist(
     images: np.ndarray,
     labels: np.ndarray,
@@ -167,26 +207,9 @@ def colour_mnist(
 
     indices = select_classes(labels, classes)
     selected = labels[indices]
-    present = np.unique(selected).tolist()
-    hue_laws = laws_by_class(_DEFAULT_HUE if hue is None else hue, present, name="hue")
-    saturation_laws = laws_by_class(
-        _DEFAULT_SATURATION if saturation is None else saturation, present, name="saturation"
-    )
-
-    rng = np.random.default_rng(seed)
-    hues = sample_by_class(hue_laws, selected, rng, name="hue").astype(np.float32)
-    saturations = sample_by_class(saturation_laws, selected, rng, name="saturation")
-    saturations = saturations.astype(np.float32)
-
-    import jax.numpy as jnp
-
-    from invppl.transforms import Colour
-
-    painted = images[indices].astype(np.float32) * np.asarray(colour, dtype=np.float32)
-    eta = jnp.asarray(np.stack([hues, saturations], axis=1))
-    recoloured = np.asarray(Colour(("hue", "saturation")).apply(jnp.asarray(painted), eta))
+    hue_laws, saturation_laws, hues, saturations = _draw_shifts(selected, hue, saturation, seed)
     return ColourMNIST(
-        images=np.clip(recoloured, 0.0, 1.0).astype(np.float32),
+        images=_paint(images[indices], colour, hues, saturations),
         labels=selected.astype(np.int32),
         hue=hues,
         saturation=saturations,

@@ -302,6 +302,42 @@ def _check_in_frame(factors: Mapping[str, np.ndarray], labels: np.ndarray) -> No
             )
 
 
+def _chosen_shapes(shapes: Sequence[str]) -> tuple[str, ...]:
+    """The selected shape names in :data:`SHAPES` order; raises for none or an unknown one."""
+    if isinstance(shapes, str):
+        raise TypeError(f"shapes must be a sequence of names, e.g. ({shapes!r},)")
+    chosen = tuple(shapes)
+    if not chosen:
+        raise ValueError(f"shapes selects no shape; choose from {SHAPES}")
+    unknown = sorted(set(chosen) - set(SHAPES))
+    if unknown:
+        raise ValueError(f"unknown shape(s) {unknown}; expected names from {SHAPES}")
+    return tuple(s for s in SHAPES if s in chosen)
+
+
+def _draw_factors(
+    n: int, chosen: tuple[str, ...], laws: Mapping[str, Mapping[str, LawLike]], seed: int
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """``n`` shape labels drawn uniformly from ``chosen``, then each shape's factors by its laws.
+
+    Returns the labels ``(n,)`` and ``{factor: (n,) float64}``; one
+    ``default_rng(seed)`` draws the labels, then shape by shape and factor by
+    factor (in :data:`FACTORS` order).
+    """
+    rng = np.random.default_rng(seed)
+    ids = np.asarray([SHAPES.index(s) for s in chosen])
+    labels = ids[rng.integers(len(ids), size=n)]
+    factors = {name: np.zeros(n, dtype=np.float64) for name in FACTORS}
+    for shape in chosen:
+        members = labels == SHAPES.index(shape)
+        count = int(members.sum())
+        for name in FACTORS:
+            factors[name][members] = draw(
+                laws[shape][name], rng, count, name=f"laws[{shape!r}][{name!r}]"
+            )
+    return labels, factors
+
+
 def make_dsprites(
     n: int,
     *,
@@ -357,28 +393,9 @@ def make_dsprites(
     seed = check_seed(seed)
     size = check_int(size, "size", minimum=4)
     supersample = check_int(supersample, "supersample", minimum=1)
-    if isinstance(shapes, str):
-        raise TypeError(f"shapes must be a sequence of names, e.g. ({shapes!r},)")
-    chosen = tuple(shapes)
-    if not chosen:
-        raise ValueError(f"shapes selects no shape; choose from {SHAPES}")
-    unknown = sorted(set(chosen) - set(SHAPES))
-    if unknown:
-        raise ValueError(f"unknown shape(s) {unknown}; expected names from {SHAPES}")
-    chosen = tuple(s for s in SHAPES if s in chosen)
+    chosen = _chosen_shapes(shapes)
     resolved = _resolve_laws(laws, chosen)
-
-    rng = np.random.default_rng(seed)
-    ids = np.asarray([SHAPES.index(s) for s in chosen])
-    labels = ids[rng.integers(len(ids), size=n)]
-    factors = {name: np.zeros(n, dtype=np.float64) for name in FACTORS}
-    for shape in chosen:
-        members = labels == SHAPES.index(shape)
-        count = int(members.sum())
-        for name in FACTORS:
-            factors[name][members] = draw(
-                resolved[shape][name], rng, count, name=f"laws[{shape!r}][{name!r}]"
-            )
+    labels, factors = _draw_factors(n, chosen, resolved, seed)
     _check_in_frame(factors, labels)
     truth = {name: values.astype(np.float32) for name, values in factors.items()}
     images = render_sprites(

@@ -105,6 +105,28 @@ def rotate_images(images: np.ndarray, angles: np.ndarray, *, batch_size: int = 2
     return out
 
 
+def _angle_law(
+    max_angle: float | None, law: LawLike | Mapping[int, LawLike] | None
+) -> LawLike | Mapping[int, LawLike]:
+    """The law of :func:`rotated_mnist`'s angles: ``law``, or U(−max_angle, max_angle).
+
+    Raises:
+        ValueError: both or neither given; ``max_angle`` outside [0, π].
+    """
+    if (max_angle is None) == (law is None):
+        raise ValueError(
+            "give exactly one of max_angle (angles from U(-max_angle, max_angle)) and law "
+            f"(a law or a mapping class -> law); got max_angle={max_angle!r}, law={law!r}"
+        )
+    if max_angle is None:
+        assert law is not None
+        return law
+    max_angle = check_finite_scalar(max_angle, "max_angle")
+    if not 0.0 <= max_angle <= math.pi:
+        raise ValueError(f"max_angle must lie in [0, pi] radians, got {max_angle}")
+    return DeltaLaw(0.0) if max_angle == 0.0 else UniformLaw(-max_angle, max_angle)
+
+
 def rotated_mnist(
     images: np.ndarray,
     labels: np.ndarray,
@@ -160,18 +182,7 @@ def rotated_mnist(
     images = check_images(images, unit_interval=True)
     labels = check_labels(labels, images.shape[0])
     seed = _check_seed(seed)
-    if (max_angle is None) == (law is None):
-        raise ValueError(
-            "give exactly one of max_angle (angles from U(-max_angle, max_angle)) and law "
-            f"(a law or a mapping class -> law); got max_angle={max_angle!r}, law={law!r}"
-        )
-    if max_angle is not None:
-        max_angle = check_finite_scalar(max_angle, "max_angle")
-        if not 0.0 <= max_angle <= math.pi:
-            raise ValueError(f"max_angle must lie in [0, pi] radians, got {max_angle}")
-        law = DeltaLaw(0.0) if max_angle == 0.0 else UniformLaw(-max_angle, max_angle)
-    assert law is not None
-
+    law = _angle_law(max_angle, law)
     indices = select_classes(labels, classes)
     selected_labels = labels[indices]
     laws = laws_by_class(law, np.unique(selected_labels).tolist(), name="law")

@@ -71,6 +71,57 @@ def _depths(parents: np.ndarray) -> np.ndarray:
     return depth
 
 
+def _random_recursive_tree(n: int, rng: np.random.Generator) -> np.ndarray:
+    """``(n,)`` int64 parents: node 0 is the root (-1), node i > 0 picks one of 0..i-1 uniformly."""
+    parents = np.full(n, -1, dtype=np.int64)
+    if n > 1:
+        children = np.arange(1, n)
+        parents[1:] = np.floor(rng.random(n - 1) * children).astype(np.int64)
+    return parents
+
+
+def _tree_latents(
+    parents: np.ndarray, tau: float, latent_dim: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``(n, latent_dim)`` float64, z_0 = ε_0 and z_i = τ z_parent(i) + √(1 − τ²) ε_i by level."""
+    noise = rng.standard_normal((parents.shape[0], latent_dim))
+    z = noise.copy()
+    depth = _depths(parents)
+    keep = math.sqrt(1.0 - tau * tau)
+    for level in range(1, int(depth.max()) + 1):
+        nodes = np.flatnonzero(depth == level)
+        z[nodes] = tau * z[parents[nodes]] + keep * noise[nodes]
+    return z
+
+
+def _random_decoder(
+    latent_dim: int, hidden: int, observed_dim: int, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """The fixed MLP's float64 weights ``w1``, ``b1``, ``w2``, ``b2`` (see :class:`TreeData`)."""
+    return {
+        "w1": rng.normal(0.0, 1.0 / math.sqrt(latent_dim), (latent_dim, hidden)),
+        "b1": rng.normal(0.0, 0.1, hidden),
+        "w2": rng.normal(0.0, 3.0 / math.sqrt(hidden), (hidden, observed_dim)),
+        "b2": rng.normal(0.0, 0.1, observed_dim),
+    }
+
+
+def _principal_component_labels(z: np.ndarray) -> np.ndarray:
+    """``(n,)`` int32: 1 where z's first principal component is above its median (0 if n = 1).
+
+    The component's sign is fixed so that its largest loading is positive.
+    """
+    n = z.shape[0]
+    labels = np.zeros(n, dtype=np.int32)
+    if n > 1:
+        centred = z - z.mean(axis=0)
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        direction = vt[0] * np.sign(vt[0][np.argmax(np.abs(vt[0]))])
+        component = centred @ direction
+        labels = (component > np.median(component)).astype(np.int32)
+    return labels
+
+
 def make_tree_data(
     n: int,
     *,
@@ -126,45 +177,20 @@ def make_tree_data(
     tree_rng, latent_rng, mlp_rng, bernoulli_rng = (
         np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)
     )
-    parents = np.full(n, -1, dtype=np.int64)
-    if n > 1:
-        children = np.arange(1, n)
-        parents[1:] = np.floor(tree_rng.random(n - 1) * children).astype(np.int64)
+    parents = _random_recursive_tree(n, tree_rng)
     edges = np.stack([parents[1:], np.arange(1, n)], axis=1).astype(np.int64)
-
-    noise = latent_rng.standard_normal((n, latent_dim))
-    z = noise.copy()
-    depth = _depths(parents)
-    keep = math.sqrt(1.0 - tau * tau)
-    for level in range(1, int(depth.max()) + 1):
-        nodes = np.flatnonzero(depth == level)
-        z[nodes] = tau * z[parents[nodes]] + keep * noise[nodes]
-
-    decoder = {
-        "w1": mlp_rng.normal(0.0, 1.0 / math.sqrt(latent_dim), (latent_dim, hidden)),
-        "b1": mlp_rng.normal(0.0, 0.1, hidden),
-        "w2": mlp_rng.normal(0.0, 3.0 / math.sqrt(hidden), (hidden, observed_dim)),
-        "b2": mlp_rng.normal(0.0, 0.1, observed_dim),
-    }
+    z = _tree_latents(parents, tau, latent_dim, latent_rng)
+    decoder = _random_decoder(latent_dim, hidden, observed_dim, mlp_rng)
     logits = np.tanh(z @ decoder["w1"] + decoder["b1"]) @ decoder["w2"] + decoder["b2"]
     probabilities = 1.0 / (1.0 + np.exp(-logits))
     x = (bernoulli_rng.random((n, observed_dim)) < probabilities).astype(np.float32)
-
-    labels = np.zeros(n, dtype=np.int32)
-    if n > 1:
-        centred = z - z.mean(axis=0)
-        _, _, vt = np.linalg.svd(centred, full_matrices=False)
-        direction = vt[0] * np.sign(vt[0][np.argmax(np.abs(vt[0]))])
-        component = centred @ direction
-        labels = (component > np.median(component)).astype(np.int32)
-
     return TreeData(
         edges=edges,
         parents=parents,
         z=z.astype(np.float32),
         x=x,
         probabilities=probabilities.astype(np.float32),
-        labels=labels,
+        labels=_principal_component_labels(z),
         tau=tau,
         decoder=decoder,
     )

@@ -50,7 +50,7 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -551,6 +551,33 @@ def _parse_adult(path: Path) -> _Table:
     return _Table(rows, np.asarray(labels, dtype=np.int32), missing)
 
 
+def _tabular(
+    columns: Sequence[Column],
+    excluded: set[str],
+    train: _Table,
+    test: _Table,
+    split: Callable[[_Table, np.ndarray], TabularSplit],
+    source: Path,
+) -> TabularData:
+    """The data set: the columns not ``excluded`` encoded with train statistics, then split.
+
+    ``split(table, x)`` builds a :class:`TabularSplit` (targets and sensitive
+    attributes) from a table and its encoded features ``(n, n_features)``.
+    """
+    used = [name for name, _ in columns if name not in excluded]
+    (x_train, x_test), names, continuous, mean, std = _encode(columns, used, train, (train, test))
+    return TabularData(
+        train=split(train, x_train),
+        test=split(test, x_test),
+        feature_names=names,
+        continuous=continuous,
+        mean=mean,
+        std=std,
+        dropped={"train": train.missing, "test": test.missing},
+        source=str(source),
+    )
+
+
 def _adult_split(table: _Table, x: np.ndarray) -> TabularSplit:
     sex = ADULT_COLUMNS.index(("sex", ("Female", "Male")))
     male = np.asarray([row[sex] == "Male" for row in table.rows], dtype=np.int32)
@@ -602,20 +629,7 @@ def load_adult(
     train = _parse_adult(files["adult.data"])
     test = _parse_adult(files["adult.test"])
     excluded = {"fnlwgt"} | (set() if include_sensitive else {"sex"})
-    used = [name for name, _ in ADULT_COLUMNS if name not in excluded]
-    (x_train, x_test), names, continuous, mean, std = _encode(
-        ADULT_COLUMNS, used, train, (train, test)
-    )
-    return TabularData(
-        train=_adult_split(train, x_train),
-        test=_adult_split(test, x_test),
-        feature_names=names,
-        continuous=continuous,
-        mean=mean,
-        std=std,
-        dropped={"train": train.missing, "test": test.missing},
-        source=str(files["adult.data"].parent),
-    )
+    return _tabular(ADULT_COLUMNS, excluded, train, test, _adult_split, files["adult.data"].parent)
 
 
 def _codes(prefix: str, first: int, last: int) -> tuple[str, ...]:
@@ -678,6 +692,40 @@ def _parse_german(path: Path) -> _Table:
     return _Table(rows, np.asarray(labels, dtype=np.int32), 0)
 
 
+def _random_split(table: _Table, test_fraction: float, seed: int) -> tuple[_Table, _Table]:
+    """``(train, test)``: a ``default_rng(seed)`` permutation's first ``test_fraction`` is test.
+
+    Each split keeps the rows in file order.
+
+    Raises:
+        ValueError: the fraction leaves a split empty.
+    """
+    n = len(table.rows)
+    n_test = round(test_fraction * n)
+    if not 0 < n_test < n:
+        raise ValueError(
+            f"test_fraction {test_fraction} of {n} rows leaves an empty split ({n_test} test rows)"
+        )
+    order = np.random.default_rng(seed).permutation(n)
+    test_rows, train_rows = np.sort(order[:n_test]), np.sort(order[n_test:])
+
+    def subset(rows: np.ndarray) -> _Table:
+        return _Table([table.rows[i] for i in rows], table.labels[rows], 0)
+
+    return subset(train_rows), subset(test_rows)
+
+
+_GERMAN_STATUS = [name for name, _ in GERMAN_COLUMNS].index("personal_status_sex")
+_GERMAN_AGE = [name for name, _ in GERMAN_COLUMNS].index("age")
+
+
+def _german_split(table: _Table, x: np.ndarray) -> TabularSplit:
+    """German credit's split with its sensitive ``sex`` and ``age_over_25``, each ``(n,)`` int32."""
+    sex = np.asarray([row[_GERMAN_STATUS] in _GERMAN_MALE for row in table.rows], dtype=np.int32)
+    older = np.asarray([float(row[_GERMAN_AGE]) > 25 for row in table.rows], dtype=np.int32)
+    return TabularSplit(x=x, y=table.labels, sensitive={"sex": sex, "age_over_25": older})
+
+
 def load_german(
     path: str | os.PathLike[str] | None = None,
     *,
@@ -731,40 +779,8 @@ def load_german(
         raise ValueError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction}")
     seed = check_seed(seed)
     files = _locate(("german.data",), path, cache_dir, url or GERMAN_URL, download)
-    table = _parse_german(files["german.data"])
-    n = len(table.rows)
-    n_test = round(test_fraction * n)
-    if not 0 < n_test < n:
-        raise ValueError(
-            f"test_fraction {test_fraction} of {n} rows leaves an empty split ({n_test} test rows)"
-        )
-    order = np.random.default_rng(seed).permutation(n)
-    test_rows, train_rows = np.sort(order[:n_test]), np.sort(order[n_test:])
-
-    def subset(rows: np.ndarray) -> _Table:
-        return _Table([table.rows[i] for i in rows], table.labels[rows], 0)
-
-    train, test = subset(train_rows), subset(test_rows)
+    train, test = _random_split(_parse_german(files["german.data"]), test_fraction, seed)
     excluded = set() if include_sensitive else {"personal_status_sex", "age"}
-    used = [name for name, _ in GERMAN_COLUMNS if name not in excluded]
-    (x_train, x_test), names, continuous, mean, std = _encode(
-        GERMAN_COLUMNS, used, train, (train, test)
-    )
-    status = [name for name, _ in GERMAN_COLUMNS].index("personal_status_sex")
-    age = [name for name, _ in GERMAN_COLUMNS].index("age")
-
-    def split(part: _Table, x: np.ndarray) -> TabularSplit:
-        sex = np.asarray([row[status] in _GERMAN_MALE for row in part.rows], dtype=np.int32)
-        older = np.asarray([float(row[age]) > 25 for row in part.rows], dtype=np.int32)
-        return TabularSplit(x=x, y=part.labels, sensitive={"sex": sex, "age_over_25": older})
-
-    return TabularData(
-        train=split(train, x_train),
-        test=split(test, x_test),
-        feature_names=names,
-        continuous=continuous,
-        mean=mean,
-        std=std,
-        dropped={"train": 0, "test": 0},
-        source=str(files["german.data"].parent),
+    return _tabular(
+        GERMAN_COLUMNS, excluded, train, test, _german_split, files["german.data"].parent
     )

@@ -37,6 +37,7 @@ from jax.scipy.special import i0e
 from jax.typing import ArrayLike
 from numpyro.distributions import constraints
 
+from invppl.distributions._shapes import check_value_shape
 from invppl.transforms.support import Discrete, Parameter, Periodic
 
 __all__ = ["DiscreteRotationMixture", "categorical_eta", "group_angles"]
@@ -155,7 +156,13 @@ class DiscreteRotationMixture(dist.Distribution):
         return Periodic().wrap(value * (2 * math.pi / self.circle.period))
 
     def log_prob(self, value: ArrayLike) -> Array:
+        """log p(η) for angles ``value`` of shape ``sample_shape + batch_shape`` (broadcast).
+
+        Raises:
+            ValueError: ``value``'s shape does not broadcast against ``batch_shape``.
+        """
         value = jnp.asarray(value)
+        check_value_shape("DiscreteRotationMixture.log_prob", value.shape, self.batch_shape, ())
         if self._validate_args:
             self._validate_sample(value)
         theta = self._radians(value)[..., None]

@@ -46,9 +46,12 @@ from jax.typing import ArrayLike
 from numpyro.distributions import constraints
 from numpyro.distributions.kl import kl_divergence
 
+from invppl.distributions._shapes import check_value_shape
 from invppl.distributions.pairwise_kl import _check_correlation, _check_positive, edge_kl_term
 
 __all__ = ["EdgeFactor"]
+
+_EVENT_NAMES = ("2", "latent_dim")
 
 
 class EdgeFactor(dist.Distribution):
@@ -121,8 +124,18 @@ class EdgeFactor(dist.Distribution):
         return self.loc + self.scale * standard
 
     def log_prob(self, value: ArrayLike) -> Array:
-        """log f(z_i, z_j), summed over the latent dimension: shape ``batch_shape``."""
-        u = (jnp.asarray(value) - self.loc) / self.scale
+        """log f(z_i, z_j), summed over the latent dimension: ``sample_shape + batch_shape``.
+
+        Raises:
+            ValueError: ``value`` does not end in ``(2, d)`` or its leading axes
+                do not broadcast against ``batch_shape`` (a ``(1, d)``, ``(2, 1)``
+                or ``(d,)`` value would otherwise broadcast into a number).
+        """
+        value = jnp.asarray(value)
+        check_value_shape(
+            "EdgeFactor.log_prob", value.shape, self.batch_shape, self.event_shape, _EVENT_NAMES
+        )
+        u = (value - self.loc) / self.scale
         u_i, u_j = u[..., 0, :], u[..., 1, :]
         rho2 = jnp.square(self.rho)
         per_dim = -0.5 * jnp.log1p(-rho2) - (
@@ -146,7 +159,24 @@ def _kl_edge_factor(q: EdgeFactor, p: EdgeFactor) -> Array:
     The prior's moments enter through the standardised guide moments
     μ' = (μ − m) / s and σ' = σ / s, after which the term is
     :func:`~invppl.distributions.pairwise_kl.edge_kl_term`.
+
+    Raises:
+        ValueError: the two event shapes ``(2, d)`` differ (a ``d = 1`` factor
+            would otherwise broadcast against the other's d), or the batch
+            shapes do not broadcast.
     """
+    if q.event_shape != p.event_shape:
+        raise ValueError(
+            f"KL(EdgeFactor || EdgeFactor) needs one event shape (2, latent_dim), got q's "
+            f"{q.event_shape} and p's {p.event_shape}"
+        )
+    try:
+        jnp.broadcast_shapes(q.batch_shape, p.batch_shape)
+    except ValueError:
+        raise ValueError(
+            f"KL(EdgeFactor || EdgeFactor): the batch shapes do not broadcast, q's "
+            f"{q.batch_shape} and p's {p.batch_shape}"
+        ) from None
     mu = (q.loc - p.loc) / p.scale
     sigma = q.scale / p.scale
     return edge_kl_term(

@@ -65,6 +65,7 @@ from numpyro.distributions import constraints
 from numpyro.distributions.util import validate_sample
 
 from invppl._checks import check_int
+from invppl.distributions._shapes import check_value_shape
 
 __all__ = ["Forest", "ForestPrior", "TauLayout", "forest_structure"]
 
@@ -153,7 +154,7 @@ def _as_edge_array(edges: ArrayLike | Sequence[Sequence[int]]) -> np.ndarray:
             "JAX value; build the prior outside jit/vmap or pass the edges as NumPy"
         )
     array = np.asarray(edges)
-    if array.size == 0 and array.ndim <= 2:
+    if array.shape == (0,):  # an empty list: no edges
         array = array.reshape(0, 2)
     if array.ndim != 2 or array.shape[1] != 2:
         raise ValueError(
@@ -238,8 +239,27 @@ def forest_structure(edges: ArrayLike | Sequence[Sequence[int]], num_nodes: int)
     """
     num_nodes = check_int(num_nodes, "num_nodes", minimum=1)
     array = _checked_edges(edges, num_nodes)
+    incident = _incident_edges_if_acyclic(array, num_nodes)
+    parents, parent_edges, components, depths, order, roots = _root_components(array, incident)
+    return Forest(
+        num_nodes=num_nodes,
+        edges=array,
+        parents=parents,
+        parent_edges=parent_edges,
+        roots=roots,
+        components=components,
+        depths=depths,
+        order=order,
+    )
 
-    # cycles: union-find; an edge joining two nodes already connected closes a cycle
+
+def _incident_edges_if_acyclic(array: np.ndarray, num_nodes: int) -> list[list[int]]:
+    """Each node's incident edge indices, after checking by union-find that no edge closes a cycle.
+
+    Raises:
+        ValueError: an edge joins two nodes already connected; the message
+            lists the cycle's nodes and the edge closing it.
+    """
     component = list(range(num_nodes))
 
     def find(node: int) -> int:
@@ -264,7 +284,19 @@ def forest_structure(edges: ArrayLike | Sequence[Sequence[int]], num_nodes: int)
         adjacency[j].append(i)
         incident[i].append(index)
         incident[j].append(index)
+    return incident
 
+
+def _root_components(
+    array: np.ndarray, incident: list[list[int]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Roots each tree at its smallest node and walks it breadth first.
+
+    Returns:
+        ``(parents, parent_edges, components, depths, order, roots)`` as in
+        :class:`Forest`, each int64.
+    """
+    num_nodes = len(incident)
     parents = np.full(num_nodes, -1, dtype=np.int64)
     parent_edges = np.full(num_nodes, -1, dtype=np.int64)
     components = np.full(num_nodes, -1, dtype=np.int64)
@@ -289,15 +321,13 @@ def forest_structure(edges: ArrayLike | Sequence[Sequence[int]], num_nodes: int)
                     parent_edges[other] = index
                     depths[other] = depths[node] + 1
                     queue.append(other)
-    return Forest(
-        num_nodes=num_nodes,
-        edges=array,
-        parents=parents,
-        parent_edges=parent_edges,
-        roots=np.asarray(roots, dtype=np.int64),
-        components=components,
-        depths=depths,
-        order=np.asarray(order, dtype=np.int64),
+    return (
+        parents,
+        parent_edges,
+        components,
+        depths,
+        np.asarray(order, dtype=np.int64),
+        np.asarray(roots, dtype=np.int64),
     )
 
 
@@ -471,7 +501,22 @@ class ForestPrior(dist.Distribution):
 
     @validate_sample
     def log_prob(self, value: ArrayLike) -> Array:
-        """log p(Z), shape ``sample_shape + batch_shape`` for ``value`` of ``... + (n, d)``."""
+        """log p(Z), shape ``sample_shape + batch_shape`` for ``value`` of ``... + (n, d)``.
+
+        Raises:
+            ValueError: ``value`` does not end in ``(n, d)``, or its leading
+                axes do not broadcast against ``batch_shape`` (without the
+                check, node ids past the value's rows would be clamped and a
+                number returned).
+        """
+        value = jnp.asarray(value)
+        check_value_shape(
+            "ForestPrior.log_prob",
+            value.shape,
+            self.batch_shape,
+            self.event_shape,
+            ("num_nodes", "latent_dim"),
+        )
         return _log_prob(self.forest, self.tau_layout, self.latent_dim, self.tau, value)
 
     def sample(self, key: Array, sample_shape: tuple[int, ...] = ()) -> Array:

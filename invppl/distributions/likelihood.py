@@ -17,11 +17,13 @@ from typing import ClassVar, Literal
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import numpyro
 import numpyro.distributions as dist
 from jax import Array
 from numpyro.distributions import constraints
 
+from invppl.distributions._shapes import check_value_shape
 from invppl.transforms.family import TransformFamily, transform_family
 
 __all__ = ["KINDS", "ContinuousBernoulli", "image_likelihood", "likelihood_distribution"]
@@ -58,6 +60,13 @@ class ContinuousBernoulli(dist.Distribution):
         return jnp.where(near, taylor, exact)
 
     def log_prob(self, value: Array) -> Array:
+        """log p(x | λ) elementwise, for ``value`` of shape ``sample_shape + batch_shape``.
+
+        Raises:
+            ValueError: ``value``'s shape does not broadcast against ``batch_shape``.
+        """
+        value = jnp.asarray(value)
+        check_value_shape("ContinuousBernoulli.log_prob", value.shape, self.batch_shape, ())
         lam = self.probs
         return value * jnp.log(lam) + (1 - value) * jnp.log1p(-lam) + self._log_normaliser()
 
@@ -81,6 +90,20 @@ class ContinuousBernoulli(dist.Distribution):
         return jnp.where(near, 0.5, exact)
 
 
+def _check_scale_shape(scale_shape: tuple[int, ...], mean_shape: tuple[int, ...]) -> None:
+    """Raises unless σ of ``scale_shape`` broadcasts to ``mean_shape`` without enlarging it."""
+    try:
+        grown = tuple(np.broadcast_shapes(scale_shape, mean_shape))
+    except ValueError:
+        grown = None
+    if grown != mean_shape:
+        raise ValueError(
+            f"the Normal likelihood's scale has shape {scale_shape}, which does not broadcast "
+            f"to the mean's shape {mean_shape}; expected a scalar or a shape that broadcasts "
+            "to it, e.g. (channels,) or (batch, 1, 1, 1)"
+        )
+
+
 def likelihood_distribution(
     mean: Array, kind: Kind = "normal", scale: float | Array = 0.1, event_dims: int = 3
 ) -> dist.Distribution:
@@ -89,12 +112,28 @@ def likelihood_distribution(
     Args:
         mean: ``(batch, height, width, channels)`` expected image.
         kind: ``"normal"``, ``"bernoulli"`` or ``"continuous_bernoulli"``.
-        scale: the Normal's σ (scalar or broadcastable), ignored otherwise.
-        event_dims: trailing axes that form one observation (3 for images).
+        scale: the Normal's σ, ignored otherwise: a scalar or any shape that
+            broadcasts to ``mean.shape`` without enlarging it (e.g.
+            ``(channels,)``; a per-example σ is ``(batch, 1, 1, 1)``).
+        event_dims: trailing axes that form one observation (3 for images),
+            at most ``mean.ndim``.
+
+    Raises:
+        ValueError: an unknown ``kind``; ``event_dims`` outside ``0..mean.ndim``;
+            a Normal ``scale`` whose shape would enlarge ``mean``'s (a ``(batch,)``
+            σ on one-channel images would broadcast against the channel axis
+            into ``(batch, height, width, batch)``).
     """
     if kind not in KINDS:
         raise ValueError(f"unknown likelihood kind {kind!r}; expected one of {KINDS}")
+    mean_shape = tuple(jnp.shape(mean))
+    if not 0 <= event_dims <= len(mean_shape):
+        raise ValueError(
+            f"event_dims={event_dims} must lie in 0..{len(mean_shape)} for a mean of shape "
+            f"{mean_shape}"
+        )
     if kind == "normal":
+        _check_scale_shape(jnp.shape(scale), mean_shape)
         base: dist.Distribution = dist.Normal(mean, scale)
     elif kind == "bernoulli":
         base = dist.Bernoulli(probs=jnp.clip(mean, _EPS, 1 - _EPS))

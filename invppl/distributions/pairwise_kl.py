@@ -39,9 +39,11 @@ The pieces, elementwise over broadcast shapes:
 
 Logs use ``log1p(−τ²)`` and ``log1p(−ρ²)`` for accuracy near 0.
 
-Checks: shapes that do not broadcast raise a ``ValueError`` naming every shape;
-concrete σ ≤ 0, ρ_q or τ outside (−1, 1) (and NaN) raise a ``ValueError`` naming
-the first offending entry. Traced values (inside ``jit``, ``grad``, ``vmap``)
+Checks: shapes that do not broadcast raise a ``ValueError`` naming every shape,
+and so does, in the edge terms, a ρ_q or τ that widens the codes' last (latent)
+axis, which would otherwise be summed over silently; concrete σ ≤ 0, ρ_q or τ
+outside (−1, 1) (and NaN) raise a ``ValueError`` naming the first offending
+entry. Traced values (inside ``jit``, ``grad``, ``vmap``)
 cannot be checked: invalid values there give NaN or ±inf silently.
 
 >>> import jax.numpy as jnp
@@ -56,6 +58,7 @@ cannot be checked: invalid values there give NaN or ±inf silently.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -148,6 +151,30 @@ def gaussian_kl_standard(mu: ArrayLike, sigma: ArrayLike) -> Array:
     return 0.5 * (jnp.square(sigma) + jnp.square(mu) - 1.0) - jnp.log(sigma)
 
 
+class _Pair(NamedTuple):
+    """The six arguments of a pair term as float arrays, checked, with their broadcast shape."""
+
+    what: str
+    mu_i: Array
+    sigma_i: Array
+    mu_j: Array
+    sigma_j: Array
+    rho_q: Array
+    tau: Array
+    shape: tuple[int, ...]
+
+    def sum_and_cross(self) -> tuple[Array, Array]:
+        """S = σ_i² + σ_j² + μ_i² + μ_j² and C = ρ σ_i σ_j + μ_i μ_j."""
+        total = (
+            jnp.square(self.sigma_i)
+            + jnp.square(self.sigma_j)
+            + jnp.square(self.mu_i)
+            + jnp.square(self.mu_j)
+        )
+        cross = self.rho_q * self.sigma_i * self.sigma_j + self.mu_i * self.mu_j
+        return total, cross
+
+
 def _pair(
     what: str,
     mu_i: ArrayLike,
@@ -156,7 +183,7 @@ def _pair(
     sigma_j: ArrayLike,
     rho_q: ArrayLike,
     tau: ArrayLike,
-) -> tuple[Array, Array, Array, Array, Array, Array, tuple[int, ...]]:
+) -> _Pair:
     arrays = {
         "mu_i": _as_float(mu_i),
         "sigma_i": _as_float(sigma_i),
@@ -170,24 +197,7 @@ def _pair(
     _check_positive(arrays["sigma_j"], "sigma_j")
     _check_correlation(arrays["rho_q"], "rho_q")
     _check_correlation(arrays["tau"], "tau")
-    return (
-        arrays["mu_i"],
-        arrays["sigma_i"],
-        arrays["mu_j"],
-        arrays["sigma_j"],
-        arrays["rho_q"],
-        arrays["tau"],
-        shape,
-    )
-
-
-def _sum_and_cross(
-    mu_i: Array, sigma_i: Array, mu_j: Array, sigma_j: Array, rho_q: Array
-) -> tuple[Array, Array]:
-    """S = σ_i² + σ_j² + μ_i² + μ_j² and C = ρ σ_i σ_j + μ_i μ_j."""
-    total = jnp.square(sigma_i) + jnp.square(sigma_j) + jnp.square(mu_i) + jnp.square(mu_j)
-    cross = rho_q * sigma_i * sigma_j + mu_i * mu_j
-    return total, cross
+    return _Pair(what=what, shape=shape, **arrays)
 
 
 def bivariate_kl(
@@ -219,17 +229,15 @@ def bivariate_kl(
         ValueError: the shapes do not broadcast; a concrete σ ≤ 0, ρ_q or τ
             outside (−1, 1) (NaN included). Traced values are not checked.
     """
-    mu_i, sigma_i, mu_j, sigma_j, rho_q, tau, _ = _pair(
-        "bivariate_kl", mu_i, sigma_i, mu_j, sigma_j, rho_q, tau
-    )
-    total, cross = _sum_and_cross(mu_i, sigma_i, mu_j, sigma_j, rho_q)
-    one_minus_tau2 = 1.0 - jnp.square(tau)
+    pair = _pair("bivariate_kl", mu_i, sigma_i, mu_j, sigma_j, rho_q, tau)
+    total, cross = pair.sum_and_cross()
+    one_minus_tau2 = 1.0 - jnp.square(pair.tau)
     return 0.5 * (
-        (total - 2.0 * tau * cross) / one_minus_tau2
+        (total - 2.0 * pair.tau * cross) / one_minus_tau2
         - 2.0
-        + jnp.log1p(-jnp.square(tau))
-        - jnp.log1p(-jnp.square(rho_q))
-    ) - (jnp.log(sigma_i) + jnp.log(sigma_j))
+        + jnp.log1p(-jnp.square(pair.tau))
+        - jnp.log1p(-jnp.square(pair.rho_q))
+    ) - (jnp.log(pair.sigma_i) + jnp.log(pair.sigma_j))
 
 
 def edge_kl_term(
@@ -250,16 +258,20 @@ def edge_kl_term(
         mu_i, sigma_i, mu_j, sigma_j: codes' means and standard deviations,
             typically ``(..., |E|, d)`` gathered at the edges' endpoints.
         rho_q: the guide's pair correlations, e.g. from :class:`PairCorrelation`.
-        tau: the prior's correlations (scalar, ``(d,)``, ``(|E|, d)``, ...).
+        tau: the prior's correlations (scalar, ``(d,)``, ``(|E|, d)``,
+            ``(|E|, 1)``, ...). Neither may widen the codes' last axis: a
+            per-edge ``(|E|,)`` τ against ``(|E|, 1)`` codes would broadcast to
+            ``(|E|, |E|)`` and sum every edge's τ into each edge's term.
 
     Returns:
         Shape the broadcast shape without its last axis, e.g. ``(..., |E|)``.
 
     Raises:
         ValueError: as :func:`bivariate_kl`; also when every argument is a
-            scalar (no latent axis to sum).
+            scalar (no latent axis to sum), or when ``rho_q`` or ``tau``
+            widens the codes' last axis.
     """
-    return _edge_term("edge_kl_term", mu_i, sigma_i, mu_j, sigma_j, rho_q, tau)
+    return _edge_term(_pair("edge_kl_term", mu_i, sigma_i, mu_j, sigma_j, rho_q, tau))
 
 
 def independent_edge_kl_term(
@@ -280,34 +292,34 @@ def independent_edge_kl_term(
     Raises:
         ValueError: as :func:`edge_kl_term`.
     """
-    return _edge_term("independent_edge_kl_term", mu_i, sigma_i, mu_j, sigma_j, 0.0, tau)
+    return _edge_term(_pair("independent_edge_kl_term", mu_i, sigma_i, mu_j, sigma_j, 0.0, tau))
 
 
-def _edge_term(
-    what: str,
-    mu_i: ArrayLike,
-    sigma_i: ArrayLike,
-    mu_j: ArrayLike,
-    sigma_j: ArrayLike,
-    rho_q: ArrayLike,
-    tau: ArrayLike,
-) -> Array:
-    mu_i, sigma_i, mu_j, sigma_j, rho_q, tau, shape = _pair(
-        what, mu_i, sigma_i, mu_j, sigma_j, rho_q, tau
-    )
-    if len(shape) == 0:
+def _edge_term(pair: _Pair) -> Array:
+    """The edge term of a checked pair, summed over the latent axis (the codes' last axis)."""
+    if len(pair.shape) == 0:
         raise ValueError(
-            f"{what} sums over the latent dimension (the last axis), but every argument is "
+            f"{pair.what} sums over the latent dimension (the last axis), but every argument is "
             "a scalar; give the codes a trailing axis of size d"
         )
-    total, cross = _sum_and_cross(mu_i, sigma_i, mu_j, sigma_j, rho_q)
-    tau2 = jnp.square(tau)
-    per_dim = 0.5 * (
-        (tau2 * total - 2.0 * tau * cross) / (1.0 - tau2)
-        + jnp.log1p(-tau2)
-        - jnp.log1p(-jnp.square(rho_q))
+    codes = np.broadcast_shapes(
+        pair.mu_i.shape, pair.sigma_i.shape, pair.mu_j.shape, pair.sigma_j.shape
     )
-    return jnp.broadcast_to(per_dim, shape).sum(axis=-1)
+    if codes and codes[-1] != pair.shape[-1]:
+        raise ValueError(
+            f"{pair.what}: rho_q {tuple(pair.rho_q.shape)} and tau {tuple(pair.tau.shape)} widen "
+            f"the latent axis: the codes (mu_i, sigma_i, mu_j, sigma_j) broadcast to {codes} "
+            f"(d = {codes[-1]}), all six to {pair.shape}; give rho_q and tau a last axis of "
+            f"size d or 1 (e.g. a per-edge tau of shape (|E|, 1))"
+        )
+    total, cross = pair.sum_and_cross()
+    tau2 = jnp.square(pair.tau)
+    per_dim = 0.5 * (
+        (tau2 * total - 2.0 * pair.tau * cross) / (1.0 - tau2)
+        + jnp.log1p(-tau2)
+        - jnp.log1p(-jnp.square(pair.rho_q))
+    )
+    return jnp.broadcast_to(per_dim, pair.shape).sum(axis=-1)
 
 
 # ---------------------------------------------------------------------------

@@ -44,6 +44,7 @@ reconstruction term is sampled); ``Trace_ELBO`` samples them. Fit with
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -90,6 +91,52 @@ def _prior_correlation(tau: ArrayLike, learn_tau: bool, latent_dim: int) -> Arra
     return jnp.broadcast_to(jnp.asarray(tau, jnp.float32), (latent_dim,))
 
 
+PairSite = tuple[Array | None, Array | None, Callable[[Array], EdgeFactor]]
+"""One kind of pair site: the pairs ``(k, 2, ...)`` (None: no site), their weights and factor."""
+
+
+def _check_pairs(name: str, pairs: Array, weight: Array | None, mask: Array | bool | None) -> None:
+    """Raises unless ``pairs`` is ``(k, 2, ...)`` and its weight and mask are ``()`` or ``(k,)``.
+
+    A ``(k, 1)`` weight or mask would broadcast against the site's ``(k,)`` log
+    densities into ``(k, k)`` and be summed into a wrong objective.
+    """
+    if pairs.ndim < 2 or pairs.shape[1] != 2:
+        raise ValueError(
+            f"{name}_x must have shape (num_pairs, 2, ...) (the two endpoints' data), got "
+            f"{tuple(pairs.shape)}"
+        )
+    for what, array in ((f"{name}_weight", weight), (f"{name}_mask", mask)):
+        if array is not None and jnp.shape(array) not in ((), (pairs.shape[0],)):
+            raise ValueError(
+                f"{what} must be a scalar or have one entry per pair ({pairs.shape[0]},), got "
+                f"shape {jnp.shape(array)}"
+            )
+
+
+def _pair_sites(edges: PairSite, non_edges: PairSite, non_edge_mask: Array | None) -> None:
+    """The sites ``z_edge`` (plate ``edges``) and ``z_non_edge`` (plate ``non_edges``, masked).
+
+    Each is over the pairs given (skipped when they are None), scaled by its
+    weights, with the factor built from the pairs inside the plate; the model
+    and the guide differ only in their factors.
+    """
+    sites: tuple[tuple[str, PairSite, Array | bool | None], ...] = (
+        ("edge", edges, True),  # mask=True leaves a site unmasked
+        ("non_edge", non_edges, non_edge_mask),
+    )
+    for name, (pairs, weight, factor), mask in sites:
+        if pairs is None:
+            continue
+        _check_pairs(name, pairs, weight, mask)
+        with (
+            numpyro.plate(f"{name}s", pairs.shape[0]),
+            numpyro.handlers.scale(scale=weight),
+            numpyro.handlers.mask(mask=mask),
+        ):
+            numpyro.sample(f"z_{name}", factor(pairs))
+
+
 def correlated_vae_model(
     x: Array,
     edge_x: Array | None = None,
@@ -114,20 +161,14 @@ def correlated_vae_model(
         z = numpyro.sample("z", dist.Normal(0.0, 1.0).expand([latent_dim]).to_event(1))
         logits = decode(z).reshape(x.shape)
         numpyro.sample("x", dist.Bernoulli(logits=logits).to_event(x.ndim - 1), obs=x)
-    if edge_x is not None:  # p(z_i, z_j) / (p(z_i) p(z_j)), correlation τ
-        tau_d = _prior_correlation(tau, learn_tau, latent_dim)
-        with (
-            numpyro.plate("edges", edge_x.shape[0]),
-            numpyro.handlers.scale(scale=edge_weight),
-        ):
-            numpyro.sample("z_edge", EdgeFactor(zeros, ones, tau_d))
-    if non_edge_x is not None:  # non-edges are independent under the prior: factor 1
-        with (
-            numpyro.plate("non_edges", non_edge_x.shape[0]),
-            numpyro.handlers.scale(scale=non_edge_weight),
-            numpyro.handlers.mask(mask=non_edge_mask),
-        ):
-            numpyro.sample("z_non_edge", EdgeFactor(zeros, ones, 0.0))
+    # p(z_i, z_j) / (p(z_i) p(z_j)) of correlation τ on edges (τ is a param site only when
+    # there are edges: without them the 0.0 is never used); factor 1 on non-edges
+    tau_d: ArrayLike = 0.0 if edge_x is None else _prior_correlation(tau, learn_tau, latent_dim)
+    _pair_sites(
+        (edge_x, edge_weight, lambda _: EdgeFactor(zeros, ones, tau_d)),
+        (non_edge_x, non_edge_weight, lambda _: EdgeFactor(zeros, ones, 0.0)),
+        non_edge_mask,
+    )
 
 
 def _pair_factor(encode: Any, correlate: Any | None, pairs: Array, latent_dim: int) -> EdgeFactor:
@@ -160,19 +201,8 @@ def correlated_vae_guide(
     with numpyro.plate("nodes", x.shape[0]):
         loc, scale = encode(x.reshape(x.shape[0], -1))
         numpyro.sample("z", dist.Normal(loc, scale).to_event(1))
-    if edge_x is not None:
-        with (
-            numpyro.plate("edges", edge_x.shape[0]),
-            numpyro.handlers.scale(scale=edge_weight),
-        ):
-            numpyro.sample("z_edge", _pair_factor(encode, correlate, edge_x, latent_dim))
-    if non_edge_x is not None:
-        with (
-            numpyro.plate("non_edges", non_edge_x.shape[0]),
-            numpyro.handlers.scale(scale=non_edge_weight),
-            numpyro.handlers.mask(mask=non_edge_mask),
-        ):
-            numpyro.sample("z_non_edge", _pair_factor(encode, correlate, non_edge_x, latent_dim))
+    factor = partial(_pair_factor, encode, correlate, latent_dim=latent_dim)
+    _pair_sites((edge_x, edge_weight, factor), (non_edge_x, non_edge_weight, factor), non_edge_mask)
 
 
 @dataclass(frozen=True)
@@ -265,8 +295,12 @@ def make_correlated_vae(
 def encode_codes(
     cvae: CorrelatedVAE, params: Mapping[str, Any], x: ArrayLike
 ) -> tuple[Array, Array]:
-    """q(z_i | x_i)'s means and sds, each ``(n, latent_dim)``, for ``x`` ``(n, ...)``."""
-    x = jnp.asarray(x)
+    """q(z_i | x_i)'s means and sds, each ``(n, latent_dim)``, for ``x`` ``(n, ...)``.
+
+    Raises:
+        ValueError: a row of ``x`` does not hold ``observed_dim`` values.
+    """
+    x = _check_node_rows(x, cvae.observed_dim, "encode_codes")
     encoder = with_fitted_params(cvae.encoder, "encoder", params)
     return jax.jit(lambda x: encoder(x.reshape(x.shape[0], -1)))(x)
 
@@ -280,10 +314,15 @@ def correlation_rows(
     between each source and every node of ``x`` ``(n, ...)``, from one compiled
     function. None for CVAE_ind and the VAE, whose guides make every pair
     independent (ρ = 0).
+
+    Raises:
+        ValueError: a row of ``x`` does not hold ``observed_dim`` values; later,
+            from ``rows``, ``sources`` that are not ``(m,)`` integers in ``0..n-1``.
     """
     if cvae.correlation is None:
         return None
-    flat = jnp.asarray(x).reshape(jnp.shape(x)[0], -1)
+    x = _check_node_rows(x, cvae.observed_dim, "correlation_rows")
+    flat = x.reshape(x.shape[0], -1)
     network = with_fitted_params(cvae.correlation, "correlation", params)
 
     @jax.jit
@@ -292,4 +331,34 @@ def correlation_rows(
         right = jnp.broadcast_to(flat[None], left.shape)
         return network(left, right)
 
-    return lambda sources: rows(jnp.asarray(sources), flat)
+    return lambda sources: rows(_check_sources(sources, flat.shape[0]), flat)
+
+
+def _check_node_rows(x: ArrayLike, observed_dim: int, what: str) -> Array:
+    """``x`` as an array ``(n, ...)`` after checking that each row holds ``observed_dim`` values."""
+    x = jnp.asarray(x)
+    if x.ndim < 1 or math.prod(x.shape[1:]) != observed_dim:
+        raise ValueError(
+            f"{what}: x of shape {tuple(x.shape)}, expected one row of observed_dim = "
+            f"{observed_dim} values per node, (n, {observed_dim}) or (n, ...) of that size"
+        )
+    return x
+
+
+def _check_sources(sources: ArrayLike, num_nodes: int) -> Array:
+    """Node ids ``(m,)`` checked to be integers in ``0..num_nodes-1`` (a gather would clamp)."""
+    ids = jnp.asarray(sources)
+    if ids.ndim != 1 or not jnp.issubdtype(ids.dtype, jnp.integer):
+        raise ValueError(
+            f"sources must be integer node ids of shape (m,), got {ids.dtype} {ids.shape}"
+        )
+    if (
+        not isinstance(ids, jax.core.Tracer)
+        and ids.size
+        and (ids.min() < 0 or ids.max() >= num_nodes)
+    ):
+        raise ValueError(
+            f"sources must lie in 0..{num_nodes - 1} (the nodes of x), got values in "
+            f"[{int(ids.min())}, {int(ids.max())}]"
+        )
+    return ids

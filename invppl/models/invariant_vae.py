@@ -81,9 +81,19 @@ def invariant_vae_model(
     compression: float,
     supervision: float,
 ) -> None:
-    """p(z) p(x | z, c) [p(y | z)] and the compression factor, over a batch ``x`` ``(B, ...)``."""
+    """p(z) p(x | z, c) [p(y | z)] and the compression factor, over a batch ``x`` ``(B, ...)``.
+
+    ``c`` is ``(B,)`` categories or ``(B, ...)`` continuous values, ``y`` ``(B,)``.
+
+    Raises:
+        ValueError: ``c`` or ``y`` has another number of rows than ``x``, a
+            categorical ``c`` is not ``(B,)``, or ``y`` is not ``(B,)`` (a
+            ``(B, 1)`` y would broadcast against the head's ``(B,)`` batch into a
+            ``(B, B)`` log density).
+    """
     decode = nnx_module("decoder", decoder)
     batch = x.shape[0]
+    _check_rows(batch, c, y, num_categories)
     with numpyro.plate("data", batch):
         with numpyro.handlers.scale(scale=beta):
             z = numpyro.sample("z", dist.Normal(0.0, 1.0).expand([latent_dim]).to_event(1))
@@ -99,6 +109,19 @@ def invariant_vae_model(
         encode = nnx_module("encoder", encoder)
         loc, sd = encode(x.reshape(batch, -1))
         compression_factor("compression", loc, sd, compression)
+
+
+def _check_rows(batch: int, c: Array | None, y: Array | None, num_categories: int | None) -> None:
+    """Raises unless ``c`` and ``y`` have one row per example of a batch of ``batch``."""
+    if c is not None:
+        wanted = "(B,) categories" if num_categories is not None else "(B, ...) values"
+        rows_ok = jnp.shape(c)[:1] == (batch,)
+        if not rows_ok or (num_categories is not None and jnp.ndim(c) != 1):
+            raise ValueError(
+                f"c must be {wanted} for a batch of B = {batch}, got shape {jnp.shape(c)}"
+            )
+    if y is not None and jnp.shape(y) != (batch,):
+        raise ValueError(f"y must have shape (B,) = ({batch},), got {jnp.shape(y)}")
 
 
 def invariant_vae_guide(
@@ -197,14 +220,31 @@ class InvariantVAE:
         return arrays
 
     def encode(self, params: Mapping[str, Any], x: ArrayLike) -> tuple[Array, Array]:
-        """q(z | x)'s means and sds, each ``(n, latent_dim)``."""
+        """q(z | x)'s means and sds, each ``(n, latent_dim)``, for ``x`` ``(n, *observed_shape)``.
+
+        Raises:
+            ValueError: ``x`` is not ``(n, *observed_shape)`` (one of another
+                layout but the same size would otherwise be flattened silently).
+        """
         encoder = with_fitted_params(self.encoder, "encoder", params)
         x = jnp.asarray(x, jnp.float32)
+        if x.ndim < 1 or x.shape[1:] != self.observed_shape:
+            raise ValueError(
+                f"x must have shape (n, {', '.join(map(str, self.observed_shape))}), "
+                f"got {tuple(x.shape)}"
+            )
         return jax.jit(lambda x: encoder(x.reshape(x.shape[0], -1)))(x)
 
     def decode(self, params: Mapping[str, Any], z: ArrayLike, c: ArrayLike | None) -> Array:
-        """The mean of p(x | z, c) ``(n, ...)`` for codes ``z`` ``(n, latent_dim)``."""
+        """The mean of p(x | z, c) ``(n, ...)`` for codes ``z`` ``(n, latent_dim)``.
+
+        Raises:
+            ValueError: ``z`` is not ``(n, latent_dim)``; ``c`` does not fit
+                (see :meth:`check_condition`).
+        """
         z = jnp.asarray(z, jnp.float32)
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"z must have shape (n, {self.latent_dim}), got {tuple(z.shape)}")
         decoder = with_fitted_params(self.decoder, "decoder", params)
         inputs = z
         if c is not None:
@@ -217,6 +257,51 @@ class InvariantVAE:
     def kind(self) -> Kind:
         kind: Kind = self.model.keywords["kind"]
         return kind
+
+
+def _check_conditioning(
+    num_categories: int | None, condition_dim: int | None, num_classes: int | None
+) -> tuple[int | None, int | None, int | None]:
+    """``(num_categories, condition_dim, num_classes)``, checked for :func:`make_invariant_vae`."""
+    if num_categories is not None and condition_dim is not None:
+        raise ValueError("give num_categories (categorical c) or condition_dim (continuous c)")
+    if num_categories is not None:
+        num_categories = check_int(num_categories, "num_categories", minimum=2)
+    if condition_dim is not None:
+        condition_dim = check_int(condition_dim, "condition_dim", minimum=1)
+    if num_classes is not None:
+        num_classes = check_int(num_classes, "num_classes", minimum=2)
+    return num_categories, condition_dim, num_classes
+
+
+def _check_weights_and_kind(beta: float, compression: float, supervision: float, kind: str) -> None:
+    """Raises unless β, α > 0 and λ ≥ 0 are finite and ``kind`` is a likelihood."""
+    for name, value in (("beta", beta), ("compression", compression), ("supervision", supervision)):
+        if not (np.isfinite(value) and value >= 0):
+            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    if beta <= 0 or supervision <= 0:
+        raise ValueError("beta and supervision must be positive (NumPyro scales)")
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+
+
+def _networks(
+    features: int,
+    condition: int,
+    latent_dim: int,
+    num_classes: int | None,
+    hidden: tuple[int, ...],
+    seed: int,
+) -> tuple[MLPGaussianEncoder, MLP, MLP | None]:
+    """The encoder ``features → latent_dim``, decoder ``latent_dim + condition → features``, head.
+
+    Drawn in this order from ``nnx.Rngs(seed)``; no head without ``num_classes``.
+    """
+    rngs = nnx.Rngs(seed)
+    encoder = MLPGaussianEncoder(features, hidden, latent_dim, rngs=rngs)
+    decoder = MLP(latent_dim + condition, hidden[::-1], features, rngs=rngs)
+    head = None if num_classes is None else MLP(latent_dim, hidden, num_classes, rngs=rngs)
+    return encoder, decoder, head
 
 
 def make_invariant_vae(
@@ -259,30 +344,15 @@ def make_invariant_vae(
     if not shape:
         raise ValueError("observed_shape must have at least one axis")
     latent_dim = check_int(latent_dim, "latent_dim", minimum=1)
-    if num_categories is not None and condition_dim is not None:
-        raise ValueError("give num_categories (categorical c) or condition_dim (continuous c)")
-    if num_categories is not None:
-        num_categories = check_int(num_categories, "num_categories", minimum=2)
-    if condition_dim is not None:
-        condition_dim = check_int(condition_dim, "condition_dim", minimum=1)
-    if num_classes is not None:
-        num_classes = check_int(num_classes, "num_classes", minimum=2)
-    for name, value in (("beta", beta), ("compression", compression), ("supervision", supervision)):
-        if not (np.isfinite(value) and value >= 0):
-            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    if beta <= 0 or supervision <= 0:
-        raise ValueError("beta and supervision must be positive (NumPyro scales)")
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    num_categories, condition_dim, num_classes = _check_conditioning(
+        num_categories, condition_dim, num_classes
+    )
+    _check_weights_and_kind(beta, compression, supervision, kind)
     hidden = tuple(check_int(h, "hidden width", minimum=1) for h in hidden)
     if not hidden:
         raise ValueError("hidden needs at least one width")
-    features = int(np.prod(shape))
-    condition = num_categories or condition_dim or 0
-    rngs = nnx.Rngs(seed)
-    encoder = MLPGaussianEncoder(features, hidden, latent_dim, rngs=rngs)
-    decoder = MLP(latent_dim + condition, hidden[::-1], features, rngs=rngs)
-    head = None if num_classes is None else MLP(latent_dim, hidden, num_classes, rngs=rngs)
+    features, condition = int(np.prod(shape)), num_categories or condition_dim or 0
+    encoder, decoder, head = _networks(features, condition, latent_dim, num_classes, hidden, seed)
     model = partial(
         invariant_vae_model,
         decoder=decoder,

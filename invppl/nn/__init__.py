@@ -1,23 +1,10 @@
-"""Flax NNX networks for decoders and guides (registered with NumPyro by the models)."""
+"""Flax NNX networks for decoders and guides (registered with NumPyro by the models).
 
-from invppl.nn.networks import (
-    MLP,
-    ConvDecoder,
-    ConvEncoder,
-    GaussianEncoder,
-    GaussianHead,
-    MLPGaussianEncoder,
-    PoseNetwork,
-    with_fitted_params,
-)
+The package re-exports :mod:`invppl.nn.networks`' public names, listed once in
+its ``__all__``.
+"""
 
-__all__ = [
-    "MLP",
-    "ConvDecoder",
-    "ConvEncoder",
-    "GaussianEncoder",
-    "GaussianHead",
-    "MLPGaussianEncoder",
-    "PoseNetwork",
-    "with_fitted_params",
-]
+from invppl.nn import networks
+from invppl.nn.networks import *  # noqa: F403
+
+__all__ = networks.__all__

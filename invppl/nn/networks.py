@@ -40,6 +40,15 @@ def _check_trailing(x: Array, expected: tuple[int, ...], what: str) -> None:
         )
 
 
+def _check_batch(x: Array, expected: tuple[int, ...], what: str, layout: str) -> None:
+    """Raises unless ``x`` is a batch axis followed by ``expected``; ``layout`` names the axes."""
+    if x.ndim != len(expected) + 1 or tuple(x.shape[1:]) != expected:
+        raise ValueError(
+            f"{what} expects inputs ending in shape {expected} after one batch axis, "
+            f"{layout}, got shape {tuple(x.shape)}"
+        )
+
+
 class MLP(nnx.Module):
     """A multilayer perceptron, ``(..., in_features) -> (..., out_features)``.
 
@@ -78,7 +87,9 @@ class MLP(nnx.Module):
 class ConvEncoder(nnx.Module):
     """Images ``(batch, height, width, channels)`` → features ``(batch, out_features)``.
 
-    Strided 3×3 convolutions (each halves the resolution), then an MLP.
+    Strided 3×3 convolutions (each halves the resolution), then an MLP. The
+    input must be exactly rank 4 with the image shape given at construction
+    (an unbatched image would otherwise be flattened into the wrong rows).
     """
 
     def __init__(
@@ -101,7 +112,7 @@ class ConvEncoder(nnx.Module):
         self.head = MLP(height * width * sizes[-1], (hidden,), out_features, rngs=rngs)
 
     def __call__(self, images: Array) -> Array:
-        _check_trailing(images, self.image_shape, "ConvEncoder")
+        _check_batch(images, self.image_shape, "ConvEncoder", "(batch, height, width, channels)")
         x = images
         for conv in self.convs:
             x = nnx.gelu(conv(x))
@@ -113,7 +124,8 @@ class ConvDecoder(nnx.Module):
 
     An MLP to a coarse grid, then transposed 3×3 convolutions that double the
     resolution; the result is cropped to the image size. Apply a sigmoid (or use
-    the output as Bernoulli logits) downstream.
+    the output as Bernoulli logits) downstream. The codes must be exactly
+    ``(batch, in_features)``.
     """
 
     def __init__(
@@ -142,7 +154,7 @@ class ConvDecoder(nnx.Module):
         )
 
     def __call__(self, z: Array) -> Array:
-        _check_trailing(z, (self.in_features,), "ConvDecoder")
+        _check_batch(z, (self.in_features,), "ConvDecoder", "(batch, in_features)")
         x = nnx.gelu(self.head(z)).reshape((z.shape[0], *self.coarse))
         for index, deconv in enumerate(self.deconvs):
             x = deconv(x)
@@ -161,11 +173,13 @@ class GaussianHead(nnx.Module):
     def __init__(
         self, in_features: int, out_features: int, *, rngs: nnx.Rngs, min_scale: float = 1e-3
     ) -> None:
+        self.in_features = in_features
         self.loc = nnx.Linear(in_features, out_features, rngs=rngs)
         self.raw_scale = nnx.Linear(in_features, out_features, rngs=rngs)
         self.min_scale = min_scale
 
     def __call__(self, features: Array) -> tuple[Array, Array]:
+        _check_trailing(features, (self.in_features,), "GaussianHead")
         return self.loc(features), jax.nn.softplus(self.raw_scale(features)) + self.min_scale
 
 
@@ -286,6 +300,41 @@ class PoseNetwork(nnx.Module):
         return jnp.stack(columns, axis=-1)
 
 
+def _leaf_shapes(tree: Any) -> dict[str, tuple[int, ...]]:
+    """``{"layers/0/kernel": shape, ...}`` of a pure dict of arrays."""
+    leaves = jax.tree_util.tree_leaves_with_path(tree)
+    return {
+        "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path): tuple(jnp.shape(leaf))
+        for path, leaf in leaves
+    }
+
+
+def _check_fitted_shapes(module: nnx.Module, name: str, fitted: Any) -> None:
+    """Raises unless ``fitted`` has exactly the module's weights, each of the module's shape.
+
+    Without it, weights of another architecture (another width, image size or
+    latent dimension) would replace the module's and silently change what it
+    computes, and weights missing from ``fitted`` would silently stay at their
+    initial values.
+    """
+    expected = _leaf_shapes(nnx.to_pure_dict(nnx.state(module, nnx.Param)))
+    given = _leaf_shapes(fitted)
+    missing = sorted(set(expected) - set(given))
+    extra = sorted(set(given) - set(expected))
+    if missing or extra:
+        raise ValueError(
+            f"the fitted weights {name + '$params'!r} do not match the module: missing "
+            f"{missing}, unexpected {extra}"
+        )
+    wrong = [path for path in expected if given[path] != expected[path]]
+    if wrong:
+        listed = ", ".join(f"{path} {given[path]} (expected {expected[path]})" for path in wrong)
+        raise ValueError(
+            f"the fitted weights {name + '$params'!r} have other shapes than the module's "
+            f"(another architecture?): {listed}"
+        )
+
+
 def with_fitted_params[M: nnx.Module](module: M, name: str, params: Mapping[str, Any]) -> M:
     """A copy of ``module`` holding the weights a fit stored under ``name``.
 
@@ -293,6 +342,11 @@ def with_fitted_params[M: nnx.Module](module: M, name: str, params: Mapping[str,
     ``nnx.Param`` s as the param site ``f"{name}$params"``; this puts the fitted
     values (e.g. ``FitResult.params``) back into a plain module that can be
     called outside NumPyro. ``module`` itself is not changed.
+
+    Raises:
+        KeyError: ``params`` has no ``f"{name}$params"``.
+        ValueError: the fitted weights are not exactly the module's (a weight
+            missing or unexpected, or of another shape); the message names each.
 
     >>> import jax.numpy as jnp
     >>> from flax import nnx
@@ -308,6 +362,7 @@ def with_fitted_params[M: nnx.Module](module: M, name: str, params: Mapping[str,
             f"no fitted weights for module {name!r}: expected the param site {key!r}, "
             f"found {sorted(params)}"
         )
+    _check_fitted_shapes(module, name, params[key])
     graph_def, weights, others = nnx.split(module, nnx.Param, nnx.Not(nnx.Param))  # type: ignore[misc]
     weights = jax.tree.map(lambda leaf: leaf, weights)  # a copy: the module keeps its own
     nnx.replace_by_pure_dict(weights, params[key])

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -34,7 +35,13 @@ from invppl.transforms.interpolation import (
     check_method_and_fill,
     resample,
 )
-from invppl.transforms.support import Interval, Parameter, Periodic, Support, declared_parameters
+from invppl.transforms.support import (
+    Interval,
+    NamedParameters,
+    Periodic,
+    Support,
+    check_names,
+)
 
 __all__ = [
     "AFFINE_NAMES",
@@ -76,19 +83,27 @@ DEFAULT_SUPPORTS: dict[str, Support] = {
 }
 
 
-def check_names(names: Sequence[str], known: Sequence[str], family: str) -> tuple[str, ...]:
-    """Validates a selection of parameter names against a family's known names."""
-    if isinstance(names, str):
-        raise TypeError(f"{family} names must be a sequence of strings, e.g. ({names!r},)")
-    names = tuple(names)
-    if not names:
-        raise ValueError(f"{family} needs at least one parameter name; choose from {known}")
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise ValueError(f"unknown {family} name(s) {unknown}; expected names from {known}")
-    if len(set(names)) != len(names):
-        raise ValueError(f"{family} names must not repeat, got {names}")
-    return names
+def check_parameters(eta: Array, names: Sequence[str], what: str) -> Array:
+    """η as a float array after checking that its last axis has one entry per name.
+
+    Args:
+        eta: ``(..., k)`` parameters, any leading axes.
+        names: the k parameter names, in η's order.
+        what: the caller, for messages.
+
+    Raises:
+        ValueError: η is a scalar or its last axis is not k (indexing or
+            contracting it would otherwise read or drop entries silently).
+    """
+    eta = jnp.asarray(eta)
+    if eta.ndim == 0 or eta.shape[-1] != len(names):
+        raise ValueError(
+            f"{what}: eta of shape {eta.shape}, expected shape (..., {len(names)}): one entry "
+            f"per parameter {tuple(names)}"
+        )
+    if not jnp.issubdtype(eta.dtype, jnp.floating):
+        eta = eta.astype(jnp.result_type(float))
+    return eta
 
 
 def check_eta(eta: Array, dim: int, batch: int | None = None) -> Array:
@@ -114,9 +129,12 @@ def affine_matrix(eta: Array, names: Sequence[str]) -> Array:
 
     Returns:
         ``(..., 3, 3)`` homogeneous affine matrices.
+
+    Raises:
+        ValueError: an unknown or repeated name; η's last axis is not k.
     """
     names = check_names(names, AFFINE_NAMES, "affine transformation")
-    eta = check_eta(eta, len(names)) if jnp.ndim(eta) <= 2 else jnp.asarray(eta)
+    eta = check_parameters(eta, names, "affine_matrix")
     generators = jnp.asarray(np.stack([GENERATORS[n] for n in names]), dtype=eta.dtype)
     algebra = jnp.einsum("...k,kij->...ij", eta, generators)
     flat = algebra.reshape((-1, 3, 3))
@@ -132,7 +150,15 @@ def sampling_grid(height: int, width: int, sampling_matrix: Array) -> Array:
 
     Returns:
         ``(batch, height, width, 2)`` (row, column) source positions in pixels.
+
+    Raises:
+        ValueError: ``sampling_matrix`` is not ``(batch, 3, 3)`` (a ``(batch, 4, 3)``
+            would otherwise lose its extra rows silently).
     """
+    if sampling_matrix.ndim != 3 or sampling_matrix.shape[1:] != (3, 3):
+        raise ValueError(
+            f"sampling_matrix must have shape (batch, 3, 3), got {sampling_matrix.shape}"
+        )
     scale = max(height, width) / 2.0
     rows = jnp.arange(height, dtype=sampling_matrix.dtype)
     cols = jnp.arange(width, dtype=sampling_matrix.dtype)
@@ -149,8 +175,13 @@ def sampling_grid(height: int, width: int, sampling_matrix: Array) -> Array:
 def _warp_by_inverse(
     images: Array, inverse: Array, method: Method, fill_mode: FillMode, cval: float
 ) -> Array:
-    _, height, width, _ = images.shape
-    inverse = jnp.broadcast_to(inverse, (images.shape[0], 3, 3)).astype(images.dtype)
+    batch, height, width, _ = images.shape
+    if inverse.shape not in ((3, 3), (1, 3, 3), (batch, 3, 3)):
+        raise ValueError(
+            f"affine maps of shape {inverse.shape} for {batch} images of shape {images.shape}; "
+            f"expected (3, 3), (1, 3, 3) or ({batch}, 3, 3)"
+        )
+    inverse = jnp.broadcast_to(inverse, (batch, 3, 3)).astype(images.dtype)
     return resample(
         images,
         sampling_grid(height, width, inverse),
@@ -176,9 +207,16 @@ def warp(
 
     Returns:
         ``(batch, height, width, channels)`` warped images.
+
+    Raises:
+        ValueError: the images are not rank 4; ``matrix`` is not ``(3, 3)``,
+            ``(1, 3, 3)`` or ``(batch, 3, 3)``; an unknown method or fill mode.
     """
     images = check_images(images)
     check_method_and_fill(method, fill_mode)
+    matrix = jnp.asarray(matrix)
+    if matrix.shape[-2:] != (3, 3):  # before the inverse, which needs square matrices
+        raise ValueError(f"matrix must have shape (3, 3) or (batch, 3, 3), got {matrix.shape}")
     return _warp_by_inverse(images, jnp.linalg.inv(matrix), method, fill_mode, cval)
 
 
@@ -224,7 +262,7 @@ class AffineMap:
 
 
 @dataclass(frozen=True)
-class Affine:
+class Affine(NamedParameters):
     """The affine transformation family over a chosen subset of generators.
 
     Args:
@@ -249,21 +287,12 @@ class Affine:
     method: Method = "bilinear"
     fill_mode: FillMode = "constant"
     cval: float = 0.0
+    FAMILY: ClassVar[str] = "affine transformation"
+    DEFAULT_SUPPORTS: ClassVar[Mapping[str, Support]] = DEFAULT_SUPPORTS
 
     def __post_init__(self) -> None:
-        object.__setattr__(
-            self, "names", check_names(self.names, AFFINE_NAMES, "affine transformation")
-        )
-        declared_parameters(self.names, self.supports, DEFAULT_SUPPORTS)
+        self._check_declaration()
         check_method_and_fill(self.method, self.fill_mode)
-
-    @property
-    def parameters(self) -> tuple[Parameter, ...]:
-        return declared_parameters(self.names, self.supports, DEFAULT_SUPPORTS)
-
-    @property
-    def dim(self) -> int:
-        return len(self.names)
 
     def matrix(self, eta: Array) -> Array:
         """``(..., k)`` parameters → ``(..., 3, 3)`` maps A(η)."""

@@ -23,14 +23,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 from jax import Array
 
-from invppl.transforms.affine import check_eta, check_names
+from invppl.transforms.affine import check_eta, check_parameters
 from invppl.transforms.interpolation import check_images
-from invppl.transforms.support import Interval, Parameter, Periodic, Support, declared_parameters
+from invppl.transforms.support import Interval, NamedParameters, Periodic, Support, check_names
 
 __all__ = ["COLOUR_NAMES", "Colour", "clip_straight_through", "colour_matrix"]
 
@@ -60,9 +61,13 @@ def colour_matrix(eta: Array, names: Sequence[str]) -> Array:
 
     Returns:
         ``(..., 3, 3)`` matrices acting on RGB column vectors.
+
+    Raises:
+        ValueError: an unknown or repeated name; η's last axis is not k (a
+            ``(batch,)`` hue would otherwise be read as one η, its first entry).
     """
     names = check_names(names, COLOUR_NAMES, "colour transformation")
-    eta = jnp.asarray(eta)
+    eta = check_parameters(eta, names, "colour_matrix")
     values = {n: eta[..., i] for i, n in enumerate(names)}
     zero = jnp.zeros(eta.shape[:-1], eta.dtype)
     theta = values.get("hue", zero)[..., None, None]
@@ -81,7 +86,7 @@ def colour_matrix(eta: Array, names: Sequence[str]) -> Array:
 
 
 @dataclass(frozen=True)
-class Colour:
+class Colour(NamedParameters):
     """Hue, saturation and value shifts of RGB images.
 
     Args:
@@ -99,20 +104,11 @@ class Colour:
     names: tuple[str, ...]
     supports: Mapping[str, Support] = field(default_factory=dict)
     clip: bool = True
+    FAMILY: ClassVar[str] = "colour transformation"
+    DEFAULT_SUPPORTS: ClassVar[Mapping[str, Support]] = DEFAULT_SUPPORTS
 
     def __post_init__(self) -> None:
-        object.__setattr__(
-            self, "names", check_names(self.names, COLOUR_NAMES, "colour transformation")
-        )
-        declared_parameters(self.names, self.supports, DEFAULT_SUPPORTS)
-
-    @property
-    def parameters(self) -> tuple[Parameter, ...]:
-        return declared_parameters(self.names, self.supports, DEFAULT_SUPPORTS)
-
-    @property
-    def dim(self) -> int:
-        return len(self.names)
+        self._check_declaration()
 
     def matrix(self, eta: Array) -> Array:
         """``(..., k)`` parameters → ``(..., 3, 3)`` colour maps C(η)."""

@@ -86,7 +86,7 @@ def _fold(index: Array, size: int, fill_mode: str) -> tuple[Array, Array]:
 
 
 def _resample_one(
-    image: Array, rows: Array, cols: Array, method: str, fill_mode: str, cval: float
+    image: Array, rows: Array, cols: Array, method: str, fill_mode: str, cval: float | Array
 ) -> Array:
     height, width, _ = image.shape
     row_idx, row_w = _taps(rows, method)
@@ -108,7 +108,7 @@ def resample(
     *,
     method: Method = "bilinear",
     fill_mode: FillMode = "constant",
-    cval: float = 0.0,
+    cval: float | Array = 0.0,
 ) -> Array:
     """Samples each image at the given pixel coordinates.
 
@@ -120,10 +120,18 @@ def resample(
         fill_mode: what lies outside the image: ``"constant"`` (``cval``),
             ``"edge"`` (nearest border pixel), ``"wrap"`` (periodic) or
             ``"reflect"`` (mirrored about the border).
-        cval: the fill value for ``fill_mode="constant"``.
+        cval: the fill value for ``fill_mode="constant"``: a scalar, or one
+            value per channel ``(channels,)``.
 
     Returns:
         ``(batch, out_height, out_width, channels)`` resampled images.
+
+    Raises:
+        ValueError: the images are not rank 4; ``coordinates`` are not
+            ``(batch, out_height, out_width, 2)`` for the images' batch; ``cval``
+            is neither a scalar nor ``(channels,)`` (a ``(3,)`` fill on
+            one-channel images would otherwise turn them into three-channel ones).
+        TypeError: the images are not floating point.
 
     Differentiable in ``coordinates`` (almost everywhere for bilinear, everywhere
     for bicubic) and in ``images``; works under ``jit``, ``vmap`` and ``grad``.
@@ -136,6 +144,13 @@ def resample(
     """
     check_method_and_fill(method, fill_mode)
     images = check_images(images)
+    coordinates = jnp.asarray(coordinates)
+    channels = images.shape[-1]
+    if jnp.ndim(cval) != 0 and jnp.shape(cval) != (channels,):
+        raise ValueError(
+            f"cval must be a scalar or have one value per channel ({channels},), got shape "
+            f"{jnp.shape(cval)} for images of shape {images.shape}"
+        )
     if coordinates.ndim != 4 or coordinates.shape[-1] != 2:
         raise ValueError(
             "coordinates must have shape (batch, out_height, out_width, 2), "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import jax.numpy as jnp
 from jax import Array
@@ -18,10 +18,12 @@ from jax import Array
 __all__ = [
     "Discrete",
     "Interval",
+    "NamedParameters",
     "Parameter",
     "Periodic",
     "Real",
     "Support",
+    "check_names",
     "declared_parameters",
 ]
 
@@ -105,3 +107,50 @@ def declared_parameters(
     if extra:
         raise ValueError(f"supports given for names not in the family: {sorted(extra)}")
     return tuple(Parameter(name, supports.get(name, defaults[name])) for name in names)
+
+
+def check_names(names: Sequence[str], known: Sequence[str], family: str) -> tuple[str, ...]:
+    """Validates a selection of parameter names against a family's known names."""
+    if isinstance(names, str):
+        raise TypeError(f"{family} names must be a sequence of strings, e.g. ({names!r},)")
+    names = tuple(names)
+    if not names:
+        raise ValueError(f"{family} needs at least one parameter name; choose from {known}")
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown {family} name(s) {unknown}; expected names from {known}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"{family} names must not repeat, got {names}")
+    return names
+
+
+class NamedParameters:
+    """What the families whose η lists chosen named parameters share.
+
+    A subclass is a frozen dataclass with the fields ``names`` (the chosen
+    parameters, in η's order) and ``supports`` (overrides by name), and sets
+    ``FAMILY`` (its name in messages) and ``DEFAULT_SUPPORTS`` (every known
+    name's support, in the family's order); its ``__post_init__`` calls
+    :meth:`_check_declaration`.
+    """
+
+    names: tuple[str, ...]
+    supports: Mapping[str, Support]
+    FAMILY: ClassVar[str]
+    DEFAULT_SUPPORTS: ClassVar[Mapping[str, Support]]
+
+    def _check_declaration(self) -> None:
+        """Checks ``names`` (stored as a tuple) and ``supports`` against the family's names."""
+        known = tuple(self.DEFAULT_SUPPORTS)
+        object.__setattr__(self, "names", check_names(self.names, known, self.FAMILY))
+        declared_parameters(self.names, self.supports, self.DEFAULT_SUPPORTS)
+
+    @property
+    def parameters(self) -> tuple[Parameter, ...]:
+        """Each chosen name's :class:`Parameter`, in η's order."""
+        return declared_parameters(self.names, self.supports, self.DEFAULT_SUPPORTS)
+
+    @property
+    def dim(self) -> int:
+        """k, the length of η."""
+        return len(self.names)

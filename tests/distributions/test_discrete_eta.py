@@ -127,3 +127,15 @@ def test_bad_inputs_raise_clear_errors():
         DiscreteRotationMixture(jnp.zeros(4), 1.0, support=Interval(0.0, 1.0))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="order n must be a positive integer, got 0"):
         group_angles(0)
+
+
+def test_mixture_value_must_broadcast_against_its_batch():
+    mixture = DiscreteRotationMixture(jnp.zeros((3, 4)), 2.0)
+    with pytest.raises(
+        ValueError,
+        match=r"DiscreteRotationMixture\.log_prob: value of shape \(2,\) has leading axes \(2,\) "
+        r"that do not broadcast against the batch shape \(3,\)",
+    ):
+        mixture.log_prob(jnp.zeros(2))
+    assert mixture.log_prob(jnp.zeros(3)).shape == (3,)
+    assert mixture.log_prob(jnp.zeros((5, 1))).shape == (5, 3)

@@ -1,5 +1,7 @@
 """EdgeFactor: the pair factor N₂ / (N N) against SciPy densities and Monte Carlo."""
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -102,3 +104,49 @@ def test_works_under_jit_vmap_and_grad() -> None:
 def test_bad_arguments_are_named(loc, scale, rho, message) -> None:
     with pytest.raises(ValueError, match=message):
         EdgeFactor(loc, scale, rho)
+
+
+@pytest.mark.parametrize("shape", [(1, 3), (2, 1), (3,), (3, 3), (3, 2)])
+def test_log_prob_of_a_wrong_shape_names_both_shapes(shape) -> None:
+    # (1, 3), (2, 1) and (3,) used to broadcast against loc (2, 3) into a number
+    factor = EdgeFactor(jnp.zeros((2, 3)), jnp.ones((2, 3)), 0.5)
+    message = re.escape(
+        f"value of shape {shape}, expected shape (..., 2, latent_dim) = (..., 2, 3)"
+    )
+    with pytest.raises(ValueError, match=message):
+        factor.log_prob(jnp.zeros(shape))
+    with pytest.raises(ValueError, match=message):
+        jax.jit(factor.log_prob)(jnp.zeros(shape))
+
+
+def test_log_prob_keeps_batch_broadcasting() -> None:
+    factor = _random_factor(3, (4,), 3)
+    value = jax.random.normal(jax.random.key(0), (5, 1, 2, 3))
+    assert factor.log_prob(value).shape == (5, 4)
+    assert factor.log_prob(value[0, 0]).shape == (4,)
+    np.testing.assert_allclose(
+        np.asarray(factor.log_prob(value))[:, 1],
+        np.asarray(EdgeFactor(factor.loc[1], factor.scale[1], factor.rho[1]).log_prob(value[:, 0])),
+        rtol=1e-6,
+    )
+    with pytest.raises(ValueError, match=r"leading axes \(3,\) that do not broadcast"):
+        factor.log_prob(jnp.zeros((3, 2, 3)))
+
+
+def test_kl_between_factors_of_different_latent_dims_is_refused() -> None:
+    # a d = 1 factor used to broadcast against the other's d = 3 (KL 0 here)
+    wide = EdgeFactor(jnp.zeros((2, 3)), jnp.ones((2, 3)), 0.5)
+    narrow = EdgeFactor(jnp.zeros((2, 1)), jnp.ones((2, 1)), 0.5)
+    for q, p in ((wide, narrow), (narrow, wide)):
+        with pytest.raises(
+            ValueError,
+            match=re.escape(
+                f"one event shape (2, latent_dim), got q's {q.event_shape} and p's {p.event_shape}"
+            ),
+        ):
+            kl_divergence(q, p)
+    with pytest.raises(ValueError, match=r"batch shapes do not broadcast, q's \(4,\) and p's \(5,"):
+        kl_divergence(_random_factor(0, (4,), 3), _random_factor(1, (5,), 3))
+    # batch shapes that broadcast still do, as with NumPyro's own pairs
+    assert kl_divergence(_random_factor(0, (4,), 3), wide).shape == (4,)
+    assert kl_divergence(_random_factor(0, (4, 1), 3), _random_factor(1, (5,), 3)).shape == (4, 5)

@@ -407,3 +407,84 @@ def test_tau_shape_errors():
         ForestPrior(edges, 3, tau=[0.1, 0.2, 0.3], latent_dim=1, tau_layout="edge")
     with pytest.raises(ValueError, match="tau_layout must be one of"):
         ForestPrior(edges, 3, tau=0.5, latent_dim=1, tau_layout="node")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------
+# the value's shape (checked before any gather: JAX clamps out-of-range node ids)
+
+VALUE_SHAPE = re.escape("expected shape (..., num_nodes, latent_dim) = (..., 5, 2)")
+
+
+@pytest.mark.parametrize("validate_args", [None, True])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        (3, 2),  # too few nodes: edges to nodes 3 and 4 would read row 2 (clamped)
+        (7, 2),  # too many nodes
+        (5, 1),  # d = 1 would broadcast against τ's d = 2
+        (5, 3),
+        (2,),  # fewer axes than the event
+        (4, 2, 5),  # the axes swapped
+    ],
+)
+def test_log_prob_of_a_wrong_shape_names_both_shapes(shape, validate_args):
+    prior = ForestPrior(
+        [[0, 1], [1, 2], [3, 4]], 5, tau=0.5, latent_dim=2, validate_args=validate_args
+    )
+    message = re.escape(f"value of shape {shape}") + ".*" + VALUE_SHAPE
+    with pytest.raises(ValueError, match=message):
+        prior.log_prob(jnp.zeros(shape))
+    with pytest.raises(ValueError, match=message):  # shapes are static: also under jit
+        jax.jit(prior.log_prob)(jnp.zeros(shape))
+
+
+def test_log_prob_of_latent_dim_one_refuses_more_dimensions():
+    prior = ForestPrior([[0, 1], [1, 2], [3, 4]], 5, tau=0.5, latent_dim=1)
+    with pytest.raises(ValueError, match=re.escape("(5, 3), expected shape (..., num_nodes")):
+        prior.log_prob(jnp.zeros((5, 3)))
+
+
+def test_log_prob_batch_axes_must_broadcast_against_the_batch_shape():
+    prior = ForestPrior(
+        [[0, 1], [1, 2], [3, 4]], 5, tau=jnp.full((3,), 0.5), latent_dim=2, tau_layout="scalar"
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"leading axes \(2,\) that do not broadcast against "
+        r"the batch shape \(3,\)",
+    ):
+        prior.log_prob(jnp.zeros((2, 5, 2)))
+
+
+@pytest.mark.parametrize(
+    ("shape", "expected"),
+    [
+        ((5, 2), (3,)),
+        ((1, 5, 2), (3,)),
+        ((3, 5, 2), (3,)),
+        ((4, 1, 5, 2), (4, 3)),
+        ((2, 4, 3, 5, 2), (2, 4, 3)),
+    ],
+)
+def test_log_prob_keeps_numpyros_batch_broadcasting(shape, expected):
+    tau = jnp.asarray([0.1, -0.5, 0.7])
+    prior = ForestPrior(
+        [[0, 1], [1, 2], [3, 4]], 5, tau=tau, latent_dim=2, tau_layout="scalar", validate_args=True
+    )
+    z = jax.random.normal(jax.random.key(0), shape)
+    log_prob = prior.log_prob(z)
+    assert log_prob.shape == expected
+    np.testing.assert_allclose(jax.jit(prior.log_prob)(z), log_prob, rtol=1e-6)
+    single = ForestPrior([[0, 1], [1, 2], [3, 4]], 5, tau=tau[2], latent_dim=2)
+    np.testing.assert_allclose(
+        np.asarray(log_prob)[..., 2],
+        np.asarray(single.log_prob(jnp.broadcast_to(z, (*expected, 5, 2))[..., 2, :, :])),
+        rtol=1e-6,
+    )
+
+
+@pytest.mark.parametrize("edges", [np.zeros((3, 0), int), [[]], np.zeros((0, 3), int)])
+def test_empty_edges_of_a_wrong_shape_are_refused(edges):
+    # an empty array used to be reshaped to (0, 2), whatever its shape
+    with pytest.raises(ValueError, match=r"shape \(num_edges, 2\), got shape \((3, 0|1, 0|0, 3)\)"):
+        forest_structure(edges, 3)

@@ -350,3 +350,46 @@ def test_pair_correlation_errors():
         PairCorrelation(3, 4, 2, rngs=nnx.Rngs(0), max_correlation=1.0)
     with pytest.raises(ValueError, match="latent_dim"):
         PairCorrelation(3, 4, 0, rngs=nnx.Rngs(0))
+
+
+def test_edge_terms_refuse_a_tau_or_rho_that_widens_the_latent_axis():
+    # latent_dim = 1 codes (|E|, 1) with a per-edge (|E|,) tau used to broadcast to
+    # (|E|, |E|) and sum every edge's tau into each edge's term
+    rng = np.random.default_rng(10)
+    mu_i, sigma_i, mu_j, sigma_j, rho, tau = f32(*random_params(rng, (5, 1)))
+    per_edge = tau[:, 0]
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "edge_kl_term: rho_q (5, 1) and tau (5,) widen the latent axis: the codes (mu_i, "
+            "sigma_i, mu_j, sigma_j) broadcast to (5, 1) (d = 1), all six to (5, 5)"
+        ),
+    ):
+        edge_kl_term(mu_i, sigma_i, mu_j, sigma_j, rho, per_edge)
+    with pytest.raises(ValueError, match=r"edge_kl_term: rho_q \(5,\) and tau \(5, 1\) widen"):
+        edge_kl_term(mu_i, sigma_i, mu_j, sigma_j, rho[:, 0], tau)
+    with pytest.raises(ValueError, match=r"independent_edge_kl_term: rho_q \(\) and tau \(5,\)"):
+        independent_edge_kl_term(mu_i, sigma_i, mu_j, sigma_j, per_edge)
+    # the per-edge tau as (|E|, 1) is what was meant
+    per_dim = np.asarray(edge_kl_term(mu_i, sigma_i, mu_j, sigma_j, rho, per_edge[:, None]))
+    assert per_dim.shape == (5,)
+    np.testing.assert_allclose(
+        per_dim,
+        edge_oracle(*(np.asarray(a) for a in (mu_i, sigma_i, mu_j, sigma_j, rho, tau))),
+        rtol=1e-4,
+        atol=1e-4,
+    )
+
+
+def test_edge_terms_keep_the_allowed_broadcasts():
+    rng = np.random.default_rng(11)
+    mu_i, sigma_i, mu_j, sigma_j, rho, _ = f32(*random_params(rng, (4, 6, 3)))
+    tau_edge = jnp.full((6, 1), 0.3)  # per edge, broadcast over d
+    assert edge_kl_term(mu_i, sigma_i, mu_j, sigma_j, rho, tau_edge).shape == (4, 6)
+    assert edge_kl_term(mu_i, sigma_i, mu_j, sigma_j, rho, jnp.full((2, 1, 1, 3), 0.3)).shape == (
+        2,
+        4,
+        6,
+    )
+    # scalar codes: the latent axis comes from rho_q and tau
+    assert edge_kl_term(0.0, 1.0, 0.0, 1.0, jnp.zeros(3), jnp.full(3, 0.2)).shape == ()

@@ -188,6 +188,8 @@ def test_single_node() -> None:
     [
         ([[0, 1, 2]], 3, ValueError, r"shape \(num_edges, 2\)"),
         ([0, 1], 3, ValueError, r"shape \(num_edges, 2\)"),
+        (np.zeros((3, 0), int), 3, ValueError, r"shape \(num_edges, 2\), got shape \(3, 0\)"),
+        (np.zeros((0, 3), int), 3, ValueError, r"shape \(num_edges, 2\), got shape \(0, 3\)"),
         ([[0.0, 1.0]], 3, TypeError, "integer node ids"),
         ([[True, False]], 3, TypeError, "integer node ids"),
         ([[0, 3]], 3, ValueError, r"outside 0\.\.2"),

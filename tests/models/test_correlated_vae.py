@@ -169,3 +169,80 @@ def test_codes_have_one_row_per_node(batch) -> None:
     loc, scale = encode_codes(cvae, _params(cvae, {"x": batch["x"]}), batch["x"])
     assert loc.shape == scale.shape == (N, LATENT)
     assert bool(jnp.all(scale > 0))
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        # a (B_E, 1) weight used to broadcast against the (B_E,) log densities into (B_E, B_E)
+        (
+            {"edge_weight": np.ones((len(EDGES), 1), np.float32)},
+            r"edge_weight must be a scalar or have one entry per pair \(4,\), got shape \(4, 1\)",
+        ),
+        ({"edge_weight": np.ones(3, np.float32)}, r"edge_weight .* got shape \(3,\)"),
+        (
+            {"edge_x": np.zeros((len(EDGES), D), np.float32)},
+            r"edge_x must have shape \(num_pairs, 2, \.\.\.\).*got \(4, 6\)",
+        ),
+        (
+            {
+                "non_edge_x": np.zeros((2, 2, D), np.float32),
+                "non_edge_weight": np.ones(2),
+                "non_edge_mask": np.ones((2, 1), bool),
+            },
+            r"non_edge_mask must be a scalar or have one entry per pair \(2,\), got shape \(2, 1\)",
+        ),
+    ],
+)
+def test_pair_arrays_of_a_wrong_shape_are_refused(batch, extra, message) -> None:
+    cvae = make_correlated_vae(D, LATENT, variant="corr", seed=0, hidden=(16,))
+    arrays = {**batch, **extra}
+    for function in (cvae.model, cvae.guide):
+        with pytest.raises(ValueError, match=message), handlers.seed(rng_seed=0):
+            function(**arrays)
+
+
+def test_pair_sites_keep_their_plates_and_scales(batch) -> None:
+    cvae = make_correlated_vae(D, LATENT, variant="corr", seed=0, hidden=(16,), learn_tau=True)
+    arrays = {
+        **batch,
+        "non_edge_x": batch["x"][np.array([[0, 2], [2, 4]])],
+        "non_edge_weight": np.array([2.0, 3.0], np.float32),
+        "non_edge_mask": np.array([True, False]),
+    }
+    for function in (cvae.model, cvae.guide):
+        sites = handlers.trace(handlers.seed(function, 0)).get_trace(**arrays)
+        assert sites["z_edge"]["cond_indep_stack"][0].name == "edges"
+        assert sites["z_non_edge"]["cond_indep_stack"][0].name == "non_edges"
+        np.testing.assert_array_equal(sites["z_edge"]["scale"], arrays["edge_weight"])
+        np.testing.assert_array_equal(sites["z_non_edge"]["scale"], arrays["non_edge_weight"])
+        assert type(sites["z_edge"]["fn"]).__name__ != "MaskedDistribution"
+        assert type(sites["z_non_edge"]["fn"]).__name__ == "MaskedDistribution"
+    assert "tau" in handlers.trace(handlers.seed(cvae.model, 0)).get_trace(**arrays)
+    assert "tau" not in handlers.trace(handlers.seed(cvae.model, 0)).get_trace(x=batch["x"])
+
+
+def test_codes_and_rows_refuse_data_of_another_width(batch) -> None:
+    cvae = make_correlated_vae(D, LATENT, variant="corr", seed=0, hidden=(16,))
+    params = _params(cvae, batch)
+    with pytest.raises(
+        ValueError,
+        match=r"encode_codes: x of shape \(6,\), expected one row of "
+        r"observed_dim = 6 values per node",
+    ):
+        encode_codes(cvae, params, batch["x"][0])
+    with pytest.raises(ValueError, match=r"correlation_rows: x of shape \(5, 7\)"):
+        correlation_rows(cvae, params, np.zeros((N, D + 1)))
+    rows = correlation_rows(cvae, params, batch["x"])
+    assert rows is not None
+    assert rows(np.array([0, 4])).shape == (2, N, LATENT)
+    assert encode_codes(cvae, params, batch["x"].reshape(N, 2, 3))[0].shape == (N, LATENT)
+    # a gather would clamp out-of-range node ids to the last node
+    with pytest.raises(
+        ValueError,
+        match=r"sources must lie in 0\.\.4 \(the nodes of x\), got "
+        r"values in \[0, 5\]",
+    ):
+        rows(np.array([0, 5]))
+    with pytest.raises(ValueError, match=r"sources must be integer node ids of shape \(m,\)"):
+        rows(np.array([[0, 1]]))

@@ -4,6 +4,7 @@ import jax
 import numpy as np
 import optax
 import pytest
+from numpyro import handlers
 from numpyro.infer import SVI, TraceMeanField_ELBO
 
 from invppl.infer import fit
@@ -148,3 +149,33 @@ def test_a_continuous_condition_enters_the_decoder() -> None:
         ivae.data(x, np.where(np.eye(B, 2, dtype=bool), np.nan, c))
     with pytest.raises(ValueError, match="2 values per example"):
         ivae.data(x, rng.normal(size=(B, 3)))
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        # a (B, 1) y used to broadcast against the head's (B,) batch into a (B, B) density
+        ({"y": np.zeros((B, 1), np.int32)}, r"y must have shape \(B,\) = \(10,\), got \(10, 1\)"),
+        ({"y": np.zeros(B - 1, np.int32)}, r"y must have shape \(B,\) = \(10,\), got \(9,\)"),
+        ({"c": np.zeros((B, 1), np.int32)}, r"c must be \(B,\) categories for a batch of B = 10"),
+        ({"c": np.zeros(B - 1, np.int32)}, r"c must be \(B,\) categories .* got shape \(9,\)"),
+    ],
+)
+def test_the_model_refuses_rows_that_do_not_match_x(batch, arguments, message) -> None:
+    ivae = _build()
+    with pytest.raises(ValueError, match=message), handlers.seed(rng_seed=0):
+        ivae.model(**{**batch, **arguments})
+
+
+def test_encode_and_decode_refuse_another_layout(batch) -> None:
+    ivae = make_invariant_vae((2, 3), LATENT, seed=0, num_categories=3, hidden=(16,))
+    arrays = {**batch, "x": batch["x"].reshape(B, 2, 3)}
+    params = _params(ivae, arrays)
+    # (B, 3, 2) holds as many values per row as (B, 2, 3) and used to be flattened silently
+    with pytest.raises(ValueError, match=r"x must have shape \(n, 2, 3\), got \(10, 3, 2\)"):
+        ivae.encode(params, batch["x"].reshape(B, 3, 2))
+    loc, _ = ivae.encode(params, arrays["x"])
+    assert loc.shape == (B, LATENT)
+    with pytest.raises(ValueError, match=r"z must have shape \(n, 3\), got \(3,\)"):
+        ivae.decode(params, loc[0], None)
+    assert ivae.decode(params, loc, batch["c"]).shape == (B, 2, 3)

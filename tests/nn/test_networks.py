@@ -1,5 +1,7 @@
 """NNX networks: shapes, clear shape errors, and training through numpyro.contrib.module."""
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -30,7 +32,8 @@ def test_shape_errors_name_expected_and_got() -> None:
     rngs = nnx.Rngs(0)
     with pytest.raises(
         ValueError,
-        match=r"ConvEncoder expects inputs ending in shape \(28, 28, 1\)",
+        match=r"ConvEncoder expects inputs ending in shape \(28, 28, 1\) after one batch axis, "
+        r"\(batch, height, width, channels\), got shape \(2, 8, 8, 1\)",
     ):
         ConvEncoder((28, 28, 1), 4, rngs=rngs)(jnp.ones((2, 8, 8, 1)))
     with pytest.raises(ValueError, match=r"MLP expects inputs ending in shape \(3,\), got"):
@@ -63,3 +66,39 @@ def test_networks_train_as_numpyro_modules() -> None:
     params = svi.get_params(state)
     assert any(name.startswith("regress") for name in params)
     np.testing.assert_array_equal(np.isfinite(float(loss)), True)
+
+
+@pytest.mark.parametrize("shape", [(8, 8, 1), (2, 2, 8, 8, 1)])
+def test_encoder_needs_exactly_one_batch_axis(shape: tuple[int, ...]) -> None:
+    # an unbatched image used to be flattened row by row into a confusing MLP error
+    encoder = ConvEncoder((8, 8, 1), 3, rngs=nnx.Rngs(0), hidden=8)
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "ConvEncoder expects inputs ending in shape (8, 8, 1) after one batch axis, "
+            f"(batch, height, width, channels), got shape {shape}"
+        ),
+    ):
+        encoder(jnp.zeros(shape))
+
+
+@pytest.mark.parametrize("shape", [(3,), (2, 2, 3), (2, 4)])
+def test_decoder_needs_batch_by_in_features_codes(shape: tuple[int, ...]) -> None:
+    decoder = ConvDecoder(3, (8, 8, 1), rngs=nnx.Rngs(0), hidden=8)
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "ConvDecoder expects inputs ending in shape (3,) after one batch axis, "
+            f"(batch, in_features), got shape {shape}"
+        ),
+    ):
+        decoder(jnp.zeros(shape))
+    assert decoder(jnp.zeros((1, 3))).shape == (1, 8, 8, 1)
+
+
+def test_gaussian_head_names_its_input_width() -> None:
+    head = GaussianHead(4, 2, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match=r"GaussianHead expects inputs ending in shape \(4,\)"):
+        head(jnp.zeros((3, 5)))
+    loc, scale = head(jnp.zeros((5, 3, 4)))  # any leading axes
+    assert loc.shape == scale.shape == (5, 3, 2)

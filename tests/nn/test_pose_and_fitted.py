@@ -1,6 +1,7 @@
 """PoseNetwork's outputs lie in their supports; fitted weights round-trip out of NumPyro."""
 
 import math
+import re
 
 import equinox as eqx
 import jax
@@ -21,7 +22,7 @@ from invppl.distributions.eta_flow import (
     register_eta_flow,
     with_fitted_flow,
 )
-from invppl.nn import PoseNetwork, with_fitted_params
+from invppl.nn import MLP, PoseNetwork, with_fitted_params
 from invppl.transforms import Discrete, Interval, Parameter, Periodic, Real
 
 SHAPE = (16, 16, 1)  # the size tests/models uses: a whole run compiles these ops once
@@ -161,6 +162,37 @@ def test_with_fitted_params_names_the_missing_site() -> None:
     module = _pose_net()
     with pytest.raises(KeyError, match=r"'pose_net\$params'.*found \['net\$params'\]"):
         with_fitted_params(module, "pose_net", {"net$params": _params(module)})
+
+
+def test_with_fitted_params_refuses_weights_of_another_architecture() -> None:
+    # weights of a wider head used to replace the module's silently: another network came back
+    module = MLP(2, (4,), 1, rngs=nnx.Rngs(0))
+    wider = _params(MLP(2, (4,), 3, rngs=nnx.Rngs(0)))
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "the fitted weights 'net$params' have other shapes than the module's (another "
+            "architecture?): out/bias (3,) (expected (1,)), out/kernel (4, 3) (expected (4, 1))"
+        ),
+    ):
+        with_fitted_params(module, "net", {"net$params": wider})
+
+
+def test_with_fitted_params_refuses_missing_or_unexpected_weights() -> None:
+    # missing weights used to stay at their initial values without a word
+    module = MLP(2, (4,), 1, rngs=nnx.Rngs(0))
+    partial_params = _params(module)
+    del partial_params["out"]
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "do not match the module: missing ['out/bias', 'out/kernel'], unexpected []"
+        ),
+    ):
+        with_fitted_params(module, "net", {"net$params": partial_params})
+    extra = {**_params(module), "head": {"kernel": jnp.zeros((4, 1))}}
+    with pytest.raises(ValueError, match=re.escape("missing [], unexpected ['head/kernel']")):
+        with_fitted_params(module, "net", {"net$params": extra})
 
 
 # ---------------------------------------------------------------------------

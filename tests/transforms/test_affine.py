@@ -1,6 +1,7 @@
 """The affine family: group laws, round trips within a stated bound, gradients, conventions."""
 
 import math
+import re
 
 import jax
 import jax.numpy as jnp
@@ -20,6 +21,7 @@ from invppl.transforms import (
     Periodic,
     affine_matrix,
     rotate90,
+    sampling_grid,
     warp,
 )
 from tests.transforms.smooth import bilinear_error_bound, gaussian_blobs
@@ -196,3 +198,60 @@ def test_bad_input_is_named() -> None:
         family.apply(BLOBS[0], jnp.zeros((1,)))
     with pytest.raises(TypeError, match="floating point"):
         family.apply(BLOBS.astype(jnp.uint8), jnp.zeros((2, 1)))
+
+
+@pytest.mark.parametrize("eta_shape", [(2, 2), (4, 3, 2), (5, 2, 4), (), (3, 2, 1)])
+def test_affine_matrix_needs_one_entry_per_name_on_any_batch(eta_shape) -> None:
+    # batched η of rank > 2 used to skip the check (an einsum error or worse)
+    names = ("rotation", "tx", "ty")
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            f"affine_matrix: eta of shape {eta_shape}, expected shape (..., 3): one entry per "
+            "parameter ('rotation', 'tx', 'ty')"
+        ),
+    ):
+        affine_matrix(jnp.zeros(eta_shape), names)
+
+
+def test_affine_matrix_keeps_every_batch_shape() -> None:
+    eta = jax.random.normal(jax.random.key(0), (4, 3, 2))
+    matrices = affine_matrix(eta, ("rotation", "tx"))
+    assert matrices.shape == (4, 3, 3, 3)
+    np.testing.assert_allclose(matrices[2, 1], affine_matrix(eta[2, 1], ("rotation", "tx")))
+    np.testing.assert_allclose(
+        affine_matrix(jnp.array([[1, 0]]), ("rotation", "tx")),  # integers become floats
+        affine_matrix(jnp.array([[1.0, 0.0]]), ("rotation", "tx")),
+    )
+
+
+def test_maps_of_a_wrong_shape_are_refused() -> None:
+    family = Affine(("rotation",))
+    with pytest.raises(
+        ValueError,
+        match=r"sampling_matrix must have shape \(batch, 3, 3\), got "
+        r"\(2, 4, 3\)",
+    ):
+        sampling_grid(8, 8, jnp.zeros((2, 4, 3)))
+    with pytest.raises(ValueError, match=r"sampling_matrix must have shape \(batch, 3, 3\)"):
+        sampling_grid(8, 8, jnp.eye(3))
+    with pytest.raises(
+        ValueError,
+        match=r"matrix must have shape \(3, 3\) or \(batch, 3, 3\), "
+        r"got \(2, 3\)",
+    ):
+        warp(BLOBS, jnp.zeros((2, 3)))
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "affine maps of shape (3, 3, 3) for 2 images of shape (2, 32, 32, 1); expected "
+            "(3, 3), (1, 3, 3) or (2, 3, 3)"
+        ),
+    ):
+        warp(BLOBS, jnp.broadcast_to(jnp.eye(3), (3, 3, 3)))
+    with pytest.raises(ValueError, match=r"affine maps of shape \(2, 2, 3, 3\) for 2 images"):
+        family(jnp.zeros((2, 2, 1))).apply(BLOBS)
+    # the shapes that are allowed
+    for matrix in (jnp.eye(3), jnp.eye(3)[None], jnp.broadcast_to(jnp.eye(3), (2, 3, 3))):
+        np.testing.assert_allclose(warp(BLOBS, matrix), BLOBS, atol=1e-6)
+    np.testing.assert_allclose(family(jnp.zeros((1, 1))).apply(BLOBS), BLOBS, atol=1e-6)

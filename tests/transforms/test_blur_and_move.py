@@ -231,7 +231,7 @@ def test_move_from_a_pose_to_itself_is_the_identity(which: str) -> None:
 
 
 def _colour_images(seed: int) -> Array:
-    """RGB images near grey (every channel in [0.25, 0.6]): small colour maps do not clip."""
+    """RGB images near grey (every channel in [0.25, 0.6]): one map of |η| ≤ 0.25 does not clip."""
     rng = np.random.default_rng(seed)
     return jnp.asarray(0.25 + 0.35 * rng.uniform(size=(3, 6, 5, 3)), jnp.float32)
 
@@ -279,14 +279,15 @@ def test_affine_colour_move_splits_its_parameters(
     source = jnp.array([[*affine_s, *colour_s]])
     target = jnp.array([[*affine_t, *colour_t]])
     moved = move_affine_colour(images, source, target)
-    # oracle: the colours moved by t − s (per-pixel linear, so before the warp), then
-    # one warp by A(t) A(s)⁻¹ from SciPy's expm
+    # oracle: the colours moved by t − s (per-pixel linear, so before the warp) and clipped
+    # to [0, 1] like Colour(clip=True) (t − s reaches 0.5 per parameter, e^0.5 · 0.6 > 1 in
+    # places), then one warp by A(t) A(s)⁻¹ from SciPy's expm
     names = ("rotation", "tx")
     recoloured = np.einsum(
         "ij,bhwj->bhwi",
         np.asarray(colour_matrix(jnp.array(colour_t) - jnp.array(colour_s), family.colour.names)),
         np.asarray(images),
-    )
+    ).clip(0.0, 1.0)
     both = _expm(np.array([affine_t]), names) @ np.linalg.inv(_expm(np.array([affine_s]), names))
     expected = warp_by(jnp.asarray(recoloured, jnp.float32), jnp.asarray(both[0], jnp.float32))
     np.testing.assert_allclose(moved, expected, atol=1e-4)

@@ -1,6 +1,7 @@
 """Colour maps (closed form, periodicity, gradients through clipping) and discrete groups."""
 
 import math
+import re
 
 import jax
 import jax.numpy as jnp
@@ -139,3 +140,33 @@ def test_families_by_name() -> None:
         transform_family(["hue", "rotation"])
     with pytest.raises(ValueError, match="unknown transformation name"):
         transform_family(["rotate"])
+
+
+@pytest.mark.parametrize("eta_shape", [(4,), (4, 3), (2, 4, 2), ()])
+def test_colour_matrix_needs_one_entry_per_name(eta_shape: tuple[int, ...]) -> None:
+    # a (batch,) hue used to be read as one η (its first entry), a (batch, 3) η for one name
+    # lost its other columns
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            f"colour_matrix: eta of shape {eta_shape}, expected shape (..., 1): one entry per "
+            "parameter ('hue',)"
+        ),
+    ):
+        colour_matrix(jnp.zeros(eta_shape), ("hue",))
+
+
+def test_colour_matrix_keeps_every_batch_shape() -> None:
+    eta = jax.random.normal(jax.random.key(0), (4, 2, 3))
+    matrices = colour_matrix(eta, COLOUR_NAMES)
+    assert matrices.shape == (4, 2, 3, 3)
+    np.testing.assert_allclose(matrices[3, 1], colour_matrix(eta[3, 1], COLOUR_NAMES), atol=1e-6)
+
+
+def test_families_share_their_declared_parameters() -> None:
+    for family, known in ((Colour(["value", "hue"]), COLOUR_NAMES), (Affine(["tx"]), None)):
+        assert family.names == tuple(family.names)  # a list is stored as a tuple
+        assert family.dim == len(family.names)
+        assert [p.name for p in family.parameters] == list(family.names)
+        if known is not None:
+            assert tuple(family.DEFAULT_SUPPORTS) == known

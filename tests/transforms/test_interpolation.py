@@ -1,5 +1,7 @@
 """Resampling against closed forms and against scipy.ndimage (an independent implementation)."""
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -125,3 +127,21 @@ def test_bad_input_is_named() -> None:
         resample(image, jnp.zeros((2, 2, 2, 2)))
     with pytest.raises(TypeError, match="floating point"):
         resample(jnp.zeros((1, 4, 4, 1), jnp.int32), coords)
+
+
+def test_a_fill_value_that_is_not_per_channel_is_refused() -> None:
+    # a (3,) cval on one-channel images used to turn the output into three channels
+    image = jnp.zeros((1, 4, 4, 1))
+    coords = jnp.full((1, 2, 2, 2), -5.0)
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "cval must be a scalar or have one value per channel (1,), got shape (3,) for images "
+            "of shape (1, 4, 4, 1)"
+        ),
+    ):
+        resample(image, coords, cval=jnp.array([0.1, 0.2, 0.3]))
+    rgb = jnp.zeros((1, 4, 4, 3))
+    fill = jnp.array([0.1, 0.2, 0.3])
+    out = resample(rgb, coords, cval=fill)
+    np.testing.assert_allclose(out, jnp.broadcast_to(fill, (1, 2, 2, 3)), rtol=1e-6)
