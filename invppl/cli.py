@@ -75,10 +75,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "demo":
-        from invppl.sgm_demo import DemoSettings, run_sgm_demo
+        from invppl.demo import DemoSettings, run_demo
 
         settings = DemoSettings.small() if args.small else DemoSettings.full()
-        result = run_sgm_demo(args.out, seed=args.seed, settings=settings, progress=not args.quiet)
+        result = run_demo(args.out, seed=args.seed, settings=settings, progress=not args.quiet)
         print(json.dumps(result, indent=2))
         print("\n".join(result["summary"]))
         print(f"report written to {args.out}")
@@ -121,9 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{digest['examples']} examples checked; untrusted: {flagged or 'none'}")
         print(f"report written to {args.out or args.run + '/diagnostics'}")
     elif args.command == "gallery":
-        from invppl.demo import run_transformations_demo
+        from invppl.gallery import run_gallery
 
-        manifest = run_transformations_demo(args.out, seed=args.seed)
+        manifest = run_gallery(args.out, seed=args.seed)
         print(json.dumps(manifest, indent=2))
         print(f"pictures written to {args.out}")
     return 0

@@ -45,7 +45,7 @@ from invppl.metrics import prototype_invariance
 from invppl.models import make_augvae, make_invvae, make_two_stage_sgm, make_vae
 from invppl.plots import image_grid, save_figure
 
-__all__ = ["DemoSettings", "run_sgm_demo"]
+__all__ = ["DemoSettings", "run_demo"]
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ class DemoSettings:
         )
 
 
-def run_sgm_demo(
+def run_demo(
     out: str | os.PathLike[str],
     *,
     seed: int = 0,

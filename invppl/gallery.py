@@ -1,4 +1,4 @@
-"""The `make demo` job: every transformation family on a real digit and a sprite.
+"""The `invppl gallery` job: every transformation family on a real digit and a sprite.
 
 Writes PNG pictures and a ``manifest.json`` (what was drawn, with what seed,
 and the measured round-trip errors) into the output folder.
@@ -21,10 +21,10 @@ from invppl.datasets import load_mnist, make_dsprites
 from invppl.plots import image_grid, save_figure, transformation_gallery
 from invppl.transforms import Affine, Colour, CyclicRotation, Flip
 
-__all__ = ["run_transformations_demo"]
+__all__ = ["run_gallery"]
 
 
-def run_transformations_demo(out: str | os.PathLike[str], *, seed: int = 0) -> dict[str, Any]:
+def run_gallery(out: str | os.PathLike[str], *, seed: int = 0) -> dict[str, Any]:
     """Draws each family on a digit and a sprite; returns the manifest it writes."""
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@
 # prototype, *how much* rotation the data holds. Because the true laws are known,
 # we can check what it learned.
 #
-# This is the pipeline of `make demo` (`invppl.sgm_demo`), step by step:
+# This is the pipeline of `make demo` (`invppl.demo`), step by step:
 #
 # 1. the data and its per-digit rotation laws;
 # 2. the model, and its fit in two stages (a self-supervised pose network, then
@@ -57,6 +57,7 @@ import numpy as np
 import optax
 from matplotlib.figure import Figure
 
+from invppl.demo import DemoSettings
 from invppl.infer import fit, fit_two_stage, iwae_bound
 from invppl.jobs import ROTATED_MNIST_LAWS, job_data, rotation_report
 from invppl.metrics import prototype_invariance
@@ -72,7 +73,6 @@ from invppl.models import (
     sgm_model,
 )
 from invppl.plots import image_grid
-from invppl.sgm_demo import DemoSettings
 
 # %matplotlib inline
 
