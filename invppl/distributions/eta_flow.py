@@ -573,9 +573,16 @@ class EtaFlow(nnx.Module):
     def sample(
         self, key: Array, sample_shape: tuple[int, ...] = (), context: ArrayLike | None = None
     ) -> Array:
-        """η of shape ``sample_shape + context.shape[:-1] + (k,)``."""
+        """η of shape ``sample_shape + context.shape[:-1] + (k,)``.
+
+        ``context`` may be left out only by an unconditional flow (``context_dim = 0``).
+        """
         if context is None:
-            context = jnp.zeros((self.context_dim,))
+            if self.context_dim:
+                raise ValueError(
+                    f"EtaFlow is conditional: pass a context of shape (..., {self.context_dim})"
+                )
+            context = jnp.zeros((0,))
         return ConditionalEtaFlow(self, context).sample(key, sample_shape)
 
 

@@ -4,7 +4,7 @@ A coupling layer splits the coordinates of an event by a fixed boolean
 ``mask``: the coordinates where it is ``True`` are *moved*, the others are
 *kept*. A conditioner network sees the kept coordinates (the moved ones are
 zeroed out of its input) and a context c, and outputs the raw parameters θ of
-a transformer τ, an invertible map of each moved coordinate:
+a transformer τ, an invertible map of each moved coordinate::
 
     y_kept  = x_kept
     y_moved = τ(x_moved; θ),   θ = conditioner(x_kept, c)

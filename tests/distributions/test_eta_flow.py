@@ -388,3 +388,12 @@ def test_bad_inputs_raise_clear_errors():
         ConditionalEtaFlow("not a flow", jnp.zeros((4, 3)))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"eta must have shape \(\.\.\., k\) = \(\.\.\., 1\)"):
         ConditionalEtaFlow(flow, jnp.zeros((4, 3))).log_prob(jnp.zeros((4, 2)))
+
+
+def test_the_flows_own_sampler_and_an_unconditional_flow():
+    flow = _flow([Periodic(), Real()], context_dim=0)
+    eta = flow.sample(jax.random.PRNGKey(3), (4,))
+    assert eta.shape == (4, 2)
+    assert flow.log_prob(eta, jnp.zeros((0,))).shape == (4,)
+    with pytest.raises(ValueError, match=r"EtaFlow is conditional.*\(\.\.\., 3\)"):
+        _flow([Real()], context_dim=3).sample(jax.random.PRNGKey(0), (2,))
