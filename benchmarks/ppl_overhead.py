@@ -4,8 +4,8 @@ For each model, both arms compute the same single-sample ELBO of the same
 networks on the same batch and apply the same Adam update inside one
 ``jax.jit``: the invppl arm is ``numpyro.infer.SVI`` with ``Trace_ELBO`` on the
 model and guide of :func:`invppl.models.make_vae` / :func:`invppl.models.make_sgm`,
-the hand-written arm splits the same networks with ``nnx.split`` (the SGM's
-η flows with ``eqx.partition``) and writes the ELBO out by hand. The two arms
+the hand-written arm splits the same networks (the SGM's η flows among them)
+with ``nnx.split`` and writes the ELBO out by hand. The two arms
 step alternately (one step of each in turn, the order swapped every other
 time), so a change of load on the machine hits both; the median step time of
 each, their ratio invppl / hand-written (target: at most 1.05) and invppl's
@@ -37,7 +37,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -184,6 +183,7 @@ def vae_handwritten_step(vae: Any, batch: jax.Array, seed: int) -> tuple[Step, A
 # the SGM by hand
 
 _SGM_NETWORKS = ("pose_embedding", "encoder", "decoder", "prior_embedding")
+_SGM_FLOWS = ("pose_flow", "prior_flow")
 
 
 def sgm_negative_elbo(sgm: Any) -> tuple[Any, Callable[..., jax.Array], Callable]:
@@ -191,10 +191,9 @@ def sgm_negative_elbo(sgm: Any) -> tuple[Any, Callable[..., jax.Array], Callable
 
     Returns ``(params, negative_elbo, draw_noise)``:
 
-    - ``params = {"networks": State, "pose_flow": weights, "prior_flow": weights}``,
-      the ``nnx.Param`` s of the four networks and the array leaves of the two
-      η flows (``eqx.partition(flow, eqx.is_inexact_array)``, as
-      ``register_eta_flow`` registers them);
+    - ``params = {"networks": State, "flows": State}``, the ``nnx.Param`` s of
+      the four networks and of the two η flows (which ``nnx_module`` registers
+      as ``f"{name}$params"``);
     - ``negative_elbo(params, x, eta_noise, z_noise)``, summed over the batch:
       η from the pose flow's base noise (``transform_noise``, which also gives
       log q(η | x)), x moved back by η, z = loc + scale * z_noise from the
@@ -206,14 +205,13 @@ def sgm_negative_elbo(sgm: Any) -> tuple[Any, Callable[..., jax.Array], Callable
     bound = sgm.model.keywords | sgm.guide.keywords
     family, latent_dim = sgm.family, sgm.latent_dim
     graph, networks = nnx.split({name: bound[name] for name in _SGM_NETWORKS}, nnx.Param)
-    pose_weights, pose_static = eqx.partition(bound["pose_flow"], eqx.is_inexact_array)
-    prior_weights, prior_static = eqx.partition(bound["prior_flow"], eqx.is_inexact_array)
-    params = {"networks": networks, "pose_flow": pose_weights, "prior_flow": prior_weights}
+    flow_graph, flow_weights = nnx.split({name: bound[name] for name in _SGM_FLOWS}, nnx.Param)
+    params = {"networks": networks, "flows": flow_weights}
 
     def negative_elbo(params, x, eta_noise, z_noise):
         nets = nnx.merge(graph, params["networks"])
-        pose_flow = eqx.combine(params["pose_flow"], pose_static)
-        prior_flow = eqx.combine(params["prior_flow"], prior_static)
+        flows = nnx.merge(flow_graph, params["flows"])
+        pose_flow, prior_flow = flows["pose_flow"], flows["prior_flow"]
         # guide: η ~ q(η | x), z ~ q(z | T_η⁻¹ x)
         eta, log_q_eta = jax.vmap(pose_flow.transform_noise)(eta_noise, nets["pose_embedding"](x))
         loc, scale = nets["encoder"](family.apply(x, -eta))

@@ -91,8 +91,10 @@ def test_handwritten_sgm_elbo_equals_trace_elbo(ppl_overhead) -> None:
             nnx.to_pure_dict(grads["networks"])[name], numpyro_grads[f"{name}$params"]
         )
     for name in ("pose_flow", "prior_flow"):
-        _assert_trees_close(params[name], numpyro_params[name])
-        _assert_trees_close(grads[name], numpyro_grads[name])
+        _assert_trees_close(
+            nnx.to_pure_dict(params["flows"])[name], numpyro_params[f"{name}$params"]
+        )
+        _assert_trees_close(nnx.to_pure_dict(grads["flows"])[name], numpyro_grads[f"{name}$params"])
     # a different draw gives a different loss: the noise is not ignored
     other = jax.jit(negative_elbo)(params, x, 1 - eta_noise, z_noise)
     assert abs(float(other) - float(loss)) > 1e-3
@@ -174,3 +176,16 @@ def test_augvae_vs_vae_runs(tmp_path, capsys) -> None:
     assert row["augvae_minus_vae"] == row["augvae_test_iwae"] - row["vae_test_iwae"]
     assert json.loads(out.read_text())["summary"]["16"]["seeds"] == 1
     assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_eta_flow_speed_runs_and_the_two_flows_agree(capsys) -> None:
+    """The NNX η flow, given the frozen equinox flow's weights, has its log-density."""
+    pytest.importorskip("equinox")
+    module = runpy.run_path(str(BENCHMARKS / "eta_flow_speed.py"), run_name="eta_flow_speed")
+    arguments = ["--batch", "8", "--dims", "3", "--context-dim", "2", "--layers", "2"]
+    results = module["main"]([*arguments, "--knots", "3", "--repeats", "2", "--inner", "1"])
+    assert "machine:" in capsys.readouterr().out
+    (row,) = results["rows"]
+    assert row["max_abs_log_prob_difference"] < 1e-4  # checked inside the benchmark as well
+    assert row["ratio_new_over_old"] > 0
+    assert len(row["times_ms"]["old"]) == len(row["times_ms"]["new"]) == 2

@@ -30,10 +30,13 @@ conditional splines of the other coordinates are continuous across the seam too.
 Finally ``u ↦ low + (high - low) u`` for intervals and
 ``u ↦ Periodic.wrap(low + period u)`` for periodic parameters.
 
-:class:`EtaFlow` is a flowjax conditional distribution (an equinox module: its
-parameters are its array leaves); :class:`ConditionalEtaFlow` is the NumPyro
-``Distribution`` a model or guide samples from; :func:`sample_eta` registers the
-flow's parameters with NumPyro and samples in one call.
+:class:`EtaFlow` is a Flax NNX module, a
+:class:`~invppl.nn.coupling.CouplingStack` of coupling layers whose
+conditioners are NNX networks; calling it on contexts gives :class:`ConditionalEtaFlow`, the NumPyro
+``Distribution`` a model or guide samples from. Its weights reach NumPyro as
+every network's do, through ``numpyro.contrib.module.nnx_module``:
+:func:`sample_eta` registers them (the param site ``f"{param_name}$params"``)
+and samples in one call, and :func:`with_fitted_flow` puts a fit's weights back.
 
 >>> import jax, jax.numpy as jnp, numpyro
 >>> from invppl.transforms.support import Interval, Parameter, Periodic
@@ -49,22 +52,25 @@ flow's parameters with NumPyro and samples in one call.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, NamedTuple
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
-from flowjax.distributions import AbstractDistribution
+from flax import nnx
 from jax import Array
 from jax.typing import ArrayLike
+from numpyro.contrib.module import nnx_module
 from numpyro.distributions import constraints
 from numpyro.distributions.transforms import Transform, biject_to
 
+from invppl.nn.coupling import CouplingStack, MLPConditioner, alternating_masks
+from invppl.nn.networks import with_fitted_params
 from invppl.transforms.support import Discrete, Interval, Parameter, Periodic, Real
 
 __all__ = [
@@ -278,70 +284,128 @@ def _transform_coordinates(
 # the flow
 
 
-class _MLP(eqx.Module):
-    """A small SiLU network ``(in,) → (out,)`` (array leaves only, so jit-friendly)."""
+@dataclasses.dataclass(frozen=True)
+class _SplineTransformer:
+    """The coupling transformer of the η flow: :func:`_transform_coordinates` over leading axes.
 
-    layers: tuple[eqx.nn.Linear, ...]
+    A frozen value (hashable), so that flows of equal settings compile once.
+    """
 
-    def __init__(self, key: Array, in_size: int, out_size: int, width: int, depth: int):
-        sizes = [in_size, *([width] * depth), out_size]
-        keys = jax.random.split(key, len(sizes) - 1)
-        self.layers = tuple(
-            eqx.nn.Linear(n_in, n_out, key=k)
-            for n_in, n_out, k in zip(sizes[:-1], sizes[1:], keys, strict=True)
+    parameters: tuple[Parameter, ...]
+    knots: int
+    min_bin: float
+    min_derivative: float
+    tail_bound: float
+
+    @property
+    def raw_size(self) -> int:
+        """Raw spline parameters per coordinate: ``3 * knots + 1``."""
+        return 3 * self.knots + 1
+
+    def __call__(self, values: Array, raw: Array, *, inverse: bool) -> tuple[Array, Array]:
+        """τ of every coordinate: ``values (..., k)``, ``raw (..., k, 3 knots + 1)``.
+
+        Returns the outputs and the log-derivatives, both ``(..., k)`` (see
+        :class:`invppl.nn.coupling.Transformer`).
+        """
+        kinds = _Kinds.of(self.parameters)
+
+        def one(values: Array, raw: Array) -> tuple[Array, Array]:
+            return _transform_coordinates(
+                kinds,
+                values,
+                raw,
+                bins=self.knots,
+                min_bin=self.min_bin,
+                min_derivative=self.min_derivative,
+                tail_bound=self.tail_bound,
+                inverse=inverse,
+            )
+
+        return jnp.vectorize(one, signature="(k),(k,p)->(k),(k)")(values, raw)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Features:
+    """Working coordinates ``(..., k)`` → network inputs ``(..., k, 2)``.
+
+    Periodic coordinates as ``(cos 2πu, sin 2πu)``, intervals as ``(2u - 1, 0)``,
+    real ones as ``(y, 0)``.
+    """
+
+    parameters: tuple[Parameter, ...]
+
+    def __call__(self, values: Array) -> Array:
+        kinds = _Kinds.of(self.parameters)
+        angle = 2 * math.pi * values
+        first = jnp.where(
+            kinds.periodic, jnp.cos(angle), jnp.where(kinds.interval, 2 * values - 1, values)
+        )
+        second = jnp.where(kinds.periodic, jnp.sin(angle), 0.0)
+        return jnp.stack([first, second], axis=-1)
+
+
+def _check_sizes(
+    knots: int,
+    layers: int,
+    width: int,
+    depth: int,
+    context_dim: int,
+    min_bin: float,
+    min_derivative: float,
+    tail_bound: float,
+) -> None:
+    for label, number, least in (
+        ("knots", knots, 2),
+        ("layers", layers, 1),
+        ("width", width, 1),
+        ("depth", depth, 0),
+        ("context_dim", context_dim, 0),
+    ):
+        if int(number) != number or number < least:
+            raise ValueError(f"{label} must be an integer >= {least}, got {number}")
+    if not 0 < min_bin * knots < 1:
+        raise ValueError(f"min_bin * knots must lie in (0, 1), got {min_bin} * {knots}")
+    if not (0 < min_derivative < 1 and tail_bound > 0):
+        raise ValueError(
+            "min_derivative must lie in (0, 1) and tail_bound be positive, got "
+            f"{min_derivative} and {tail_bound}"
         )
 
-    def __call__(self, x: Array) -> Array:
-        for layer in self.layers[:-1]:
-            x = jax.nn.silu(layer(x))
-        return self.layers[-1](x)
 
-
-def _features(kinds: _Kinds, values: Array) -> Array:
-    """``(k,)`` working coordinates → ``(2k,)`` network inputs; periodic ones as (cos, sin)."""
-    angle = 2 * math.pi * values
-    first = jnp.where(
-        kinds.periodic, jnp.cos(angle), jnp.where(kinds.interval, 2 * values - 1, values)
-    )
-    second = jnp.where(kinds.periodic, jnp.sin(angle), 0.0)
-    return jnp.concatenate([first, second])
-
-
-class EtaFlow(AbstractDistribution):
+class EtaFlow(nnx.Module):
     """A conditional spline flow over η in each parameter's support (see the module docs).
 
-    A flowjax conditional distribution: ``shape = (k,)``, ``cond_shape =
-    (context_dim,)``; ``log_prob(x, condition)`` and ``sample(key, sample_shape,
-    condition)`` broadcast over leading axes. Build it with :func:`eta_flow`.
+    A Flax NNX module: its ``nnx.Param`` s are the weights of its coupling
+    layers' conditioners, so ``numpyro.contrib.module.nnx_module(name, flow)``
+    registers them as the param site ``f"{name}$params"`` like any network's
+    (:func:`sample_eta` and :func:`register_eta_flow` do that). Calling the flow
+    on contexts ``(..., context_dim)`` gives the NumPyro distribution
+    :class:`ConditionalEtaFlow` of η given them, so inside a model
+    ``numpyro.sample("eta", nnx_module("eta_flow", flow)(context))`` samples with
+    the weights SVI trains. Build it with :func:`eta_flow`.
 
-    The layers are masked coupling layers of one shape (RealNVP-style masks:
-    the network sees the features of the coordinates the layer keeps, zeros for
-    the ones it moves), stacked and run with ``jax.lax.scan``, so compiling
-    costs one layer whatever the number of layers.
+    Each layer is a :class:`~invppl.nn.coupling.Coupling` (``flow.couplings[i]``):
+    a mask (even and odd coordinates in turn), an
+    :class:`~invppl.nn.coupling.MLPConditioner` of the kept coordinates'
+    features and the context, and the spline transformer; the layers are
+    stacked in a :class:`~invppl.nn.coupling.CouplingStack` and run by one scan.
 
     >>> import jax, jax.numpy as jnp
     >>> from invppl.transforms.support import Interval, Parameter
     >>> flow = eta_flow(jax.random.key(0), [Parameter("s", Interval(0.0, 1.0))], 3, width=4)
-    >>> log_prob = jax.jit(lambda eta, context: flow.log_prob(eta, context))
-    >>> log_prob(jnp.full((5, 1), 0.5), jnp.zeros((5, 3))).shape
+    >>> log_prob = jax.jit(lambda flow, eta, context: flow(context).log_prob(eta))
+    >>> log_prob(flow, jnp.full((5, 1), 0.5), jnp.zeros((5, 3))).shape
     (5,)
 
     Attributes:
         parameters: the k transformation parameters, in η's order.
-        masks: ``(layers, k)``: per layer, which coordinates it transforms.
-        conditioner: the layers' networks, stacked along a leading ``layers``
-            axis: ``(features, context) → (k, 3 * knots + 1)`` spline parameters.
+        context_dim: the size of the context vector.
+        knots, min_bin, min_derivative, tail_bound: the splines' settings.
+        couplings: the coupling layers, in the forward (noise → η) order; each
+            conditioner maps ``(k, 2)`` features and the context to ``(k, 3 * knots + 1)``
+            (their weights stacked: ``couplings.conditioners`` has a leading ``layers`` axis).
     """
-
-    parameters: tuple[Parameter, ...] = eqx.field(static=True)
-    shape: tuple[int, ...] = eqx.field(static=True)
-    cond_shape: tuple[int, ...] = eqx.field(static=True)
-    knots: int = eqx.field(static=True)
-    masks: tuple[tuple[bool, ...], ...] = eqx.field(static=True)
-    min_bin: float = eqx.field(static=True)
-    min_derivative: float = eqx.field(static=True)
-    tail_bound: float = eqx.field(static=True)
-    conditioner: _MLP
 
     def __init__(
         self,
@@ -356,44 +420,42 @@ class EtaFlow(AbstractDistribution):
         min_bin: float = 1e-3,
         min_derivative: float = 1e-3,
         tail_bound: float = 5.0,
-    ):
+    ) -> None:
         parameters = check_parameters(parameters)
-        for label, number, least in (
-            ("knots", knots, 2),
-            ("layers", layers, 1),
-            ("width", width, 1),
-            ("depth", depth, 0),
-            ("context_dim", context_dim, 0),
-        ):
-            if int(number) != number or number < least:
-                raise ValueError(f"{label} must be an integer >= {least}, got {number}")
-        if not 0 < min_bin * knots < 1:
-            raise ValueError(f"min_bin * knots must lie in (0, 1), got {min_bin} * {knots}")
-        if not (0 < min_derivative < 1 and tail_bound > 0):
-            raise ValueError(
-                "min_derivative must lie in (0, 1) and tail_bound be positive, got "
-                f"{min_derivative} and {tail_bound}"
-            )
-        dim = len(parameters)
+        _check_sizes(knots, layers, width, depth, context_dim, min_bin, min_derivative, tail_bound)
         self.parameters = parameters
-        self.shape = (dim,)
-        self.cond_shape = (int(context_dim),)
+        self.context_dim = int(context_dim)
         self.knots = int(knots)
         self.min_bin = float(min_bin)
         self.min_derivative = float(min_derivative)
         self.tail_bound = float(tail_bound)
-        # k = 1: every layer transforms the coordinate, its spline a function of the
-        # context only; k > 1: layers alternate between even and odd coordinates.
-        self.masks = tuple(
-            tuple(dim == 1 or (i + layer) % 2 == 0 for i in range(dim)) for layer in range(layers)
+        transformer = _SplineTransformer(
+            parameters, self.knots, self.min_bin, self.min_derivative, self.tail_bound
         )
-        in_size = int(context_dim) + 2 * dim
-        out_size = dim * (3 * self.knots + 1)
-        networks = [
-            _MLP(layer_key, in_size, out_size, width, depth)
-            for layer_key in jax.random.split(key, layers)
+        dim, rngs = len(parameters), nnx.Rngs(key)
+        conditioners = [
+            MLPConditioner(
+                (dim, 2),
+                (dim, transformer.raw_size),
+                self.context_dim,
+                width=int(width),
+                depth=int(depth),
+                rngs=rngs,
+            )
+            for _ in range(int(layers))
         ]
-        self.conditioner = jax.tree.map(lambda *leaves: jnp.stack(leaves), *networks)
+        self.couplings = CouplingStack(
+            alternating_masks(dim, int(layers)),
+            conditioners,
+            transformer,
+            features=_Features(parameters),
+        )
+
+    def __call__(
+        self, context: ArrayLike, *, validate_args: bool | None = None
+    ) -> ConditionalEtaFlow:
+        """p(η | c) for contexts ``(..., context_dim)``: batch shape ``context.shape[:-1]``."""
+        return ConditionalEtaFlow(self, context, validate_args=validate_args)
 
     @property
     def kinds(self) -> _Kinds:
@@ -403,50 +465,22 @@ class EtaFlow(AbstractDistribution):
     @property
     def dim(self) -> int:
         """k, the number of transformation parameters."""
-        return self.shape[0]
+        return len(self.parameters)
 
     @property
-    def context_dim(self) -> int:
-        """The size of the context vector."""
-        return self.cond_shape[0]
+    def shape(self) -> tuple[int]:
+        """η's event shape ``(k,)``."""
+        return (self.dim,)
 
-    # -- layers ----------------------------------------------------------------
+    @property
+    def cond_shape(self) -> tuple[int]:
+        """The context's shape ``(context_dim,)``."""
+        return (self.context_dim,)
 
-    def _layer(
-        self, network: _MLP, mask: Array, working: Array, context: Array, *, inverse: bool
-    ) -> tuple[Array, Array]:
-        """One masked coupling layer: ``(k,)`` working coordinates → ``(k,)``, log-det."""
-        features = _features(self.kinds, working) * jnp.tile(1.0 - mask, 2)
-        raw = network(jnp.concatenate([features, context]))
-        moved, log_det = _transform_coordinates(
-            self.kinds,
-            working,
-            raw.reshape(self.dim, 3 * self.knots + 1),
-            bins=self.knots,
-            min_bin=self.min_bin,
-            min_derivative=self.min_derivative,
-            tail_bound=self.tail_bound,
-            inverse=inverse,
-        )
-        return jnp.where(mask, moved, working), jnp.sum(jnp.where(mask, log_det, 0.0))
-
-    def _layers(self, working: Array, context: Array, *, inverse: bool) -> tuple[Array, Array]:
-        """All layers (in reverse order when ``inverse``): working coordinates, total log-det."""
-        networks, static = eqx.partition(self.conditioner, eqx.is_array)
-        masks = jnp.asarray(np.array(self.masks, dtype=np.float32))
-
-        def step(carry: tuple[Array, Array], layer: tuple[_MLP, Array]) -> tuple:
-            current, total = carry
-            network, mask = layer
-            current, log_det = self._layer(
-                eqx.combine(network, static), mask, current, context, inverse=inverse
-            )
-            return (current, total + log_det), None
-
-        (working, log_det), _ = jax.lax.scan(
-            step, (working, jnp.zeros(())), (networks, masks), reverse=inverse
-        )
-        return working, log_det
+    @property
+    def masks(self) -> tuple[tuple[bool, ...], ...]:
+        """``(layers, k)``: per layer, which coordinates it transforms."""
+        return self.couplings.masks
 
     # -- working coordinates <-> η ---------------------------------------------
 
@@ -494,7 +528,7 @@ class EtaFlow(AbstractDistribution):
                 total = total - 0.5 * (working[i] ** 2 + _LOG_2PI)
         return total
 
-    # -- single-example maps (flowjax's contract) --------------------------------
+    # -- single-example maps ---------------------------------------------------
 
     def transform_noise(self, noise: Array, condition: Array) -> tuple[Array, Array]:
         """Base noise → η, with ``log q(η | c)``; reparameterised in the flow and c.
@@ -507,9 +541,19 @@ class EtaFlow(AbstractDistribution):
         Returns:
             η ``(k,)`` in the supports and its log-density ``()``.
         """
-        working, layers_log_det = self._layers(noise, condition, inverse=False)
+        working, layers_log_det = self.couplings(noise, condition)
         eta, log_det = self._to_eta(working)
         return eta, self._base_log_prob(noise) - layers_log_det - log_det
+
+    def inverse_log_prob(self, eta: Array, condition: Array) -> Array:
+        """``log q(η | c)`` ``()`` of one η ``(k,)`` given one context ``(context_dim,)``.
+
+        By the inverse pass; ``-inf`` outside the support.
+        """
+        working, log_det, inside = self._from_eta(eta)
+        base, inverse_log_det = self.couplings(working, condition, inverse=True)
+        log_density = self._base_log_prob(base) + inverse_log_det - log_det
+        return jnp.where(inside, log_density, -jnp.inf)
 
     def base_noise(self, key: Array, shape: tuple[int, ...] = ()) -> Array:
         """Base noise of shape ``shape + (k,)`` for :meth:`transform_noise`."""
@@ -520,25 +564,26 @@ class EtaFlow(AbstractDistribution):
         normal = jax.random.normal(normal_key, (*shape, self.dim))
         return jnp.where(self.kinds.real, normal, uniform)
 
-    def _log_prob(self, x: Array, condition: Array | None = None) -> Array:
-        if condition is None:
-            raise ValueError("EtaFlow is conditional: pass a context of shape (context_dim,)")
-        working, log_det, inside = self._from_eta(x)
-        base, inverse_log_det = self._layers(working, condition, inverse=True)
-        log_density = self._base_log_prob(base) + inverse_log_det - log_det
-        return jnp.where(inside, log_density, -jnp.inf)
+    # -- batched conveniences --------------------------------------------------
 
-    def _sample(self, key: Array, condition: Array | None = None) -> Array:
-        if condition is None:
-            raise ValueError("EtaFlow is conditional: pass a context of shape (context_dim,)")
-        return self.transform_noise(self.base_noise(key), condition)[0]
+    def log_prob(self, eta: ArrayLike, context: ArrayLike) -> Array:
+        """``log q(η | c)`` over the broadcast leading axes of ``eta`` and ``context``."""
+        return ConditionalEtaFlow(self, context).log_prob(eta)
 
-    def _sample_and_log_prob(
-        self, key: Array, condition: Array | None = None
-    ) -> tuple[Array, Array]:
-        if condition is None:
-            raise ValueError("EtaFlow is conditional: pass a context of shape (context_dim,)")
-        return self.transform_noise(self.base_noise(key), condition)
+    def sample(
+        self, key: Array, sample_shape: tuple[int, ...] = (), context: ArrayLike | None = None
+    ) -> Array:
+        """η of shape ``sample_shape + context.shape[:-1] + (k,)``.
+
+        ``context`` may be left out only by an unconditional flow (``context_dim = 0``).
+        """
+        if context is None:
+            if self.context_dim:
+                raise ValueError(
+                    f"EtaFlow is conditional: pass a context of shape (..., {self.context_dim})"
+                )
+            context = jnp.zeros((0,))
+        return ConditionalEtaFlow(self, context).sample(key, sample_shape)
 
 
 def eta_flow(
@@ -705,11 +750,9 @@ class ConditionalEtaFlow(dist.Distribution):
     reparameterised (a differentiable map of base noise, in the flow's weights and
     in the context), so it serves as the amortised guide q(η | x) under
     ``Trace_ELBO`` as well as the prior p(η | x̂) in a model. The flow's weights
-    are not NumPyro params by themselves: register them with
-    :func:`register_eta_flow` (or use :func:`sample_eta`).
-
-    Unlike ``flowjax.experimental.numpyro``, gradients flow into the context, so
-    an encoder producing it trains jointly.
+    are not NumPyro params by themselves: call the flow as registered by
+    ``nnx_module(name, flow)(context)`` (or use :func:`sample_eta`).
+    Gradients flow into the context too, so an encoder producing it trains jointly.
 
     Args:
         flow: the flow.
@@ -772,7 +815,7 @@ class ConditionalEtaFlow(dist.Distribution):
         if self._validate_args:
             self._validate_sample(value)
         leading = jnp.broadcast_shapes(value.shape[:-1], self.batch_shape)
-        log_prob = jnp.vectorize(self.flow._log_prob, signature="(k),(c)->()")
+        log_prob = jnp.vectorize(self.flow.inverse_log_prob, signature="(k),(c)->()")
         return log_prob(jnp.broadcast_to(value, (*leading, self.flow.dim)), self._contexts(leading))
 
 
@@ -781,10 +824,11 @@ class ConditionalEtaFlow(dist.Distribution):
 
 
 def register_eta_flow(name: str, flow: EtaFlow) -> EtaFlow:
-    """Registers the flow's weights as one NumPyro param site (a pytree) and returns it.
+    """Registers the flow's weights with NumPyro, as ``nnx_module(name, flow)``, and returns it.
 
-    Inside SVI the returned flow carries the current weights; outside any
-    handler it is ``flow`` itself.
+    The param site is ``f"{name}$params"`` (the flow's ``nnx.Param`` s as a pure
+    dict), as for every network. Inside SVI the returned flow carries the
+    current weights; outside any handler it holds ``flow``'s.
 
     >>> import jax
     >>> from invppl.transforms.support import Parameter, Real
@@ -792,24 +836,19 @@ def register_eta_flow(name: str, flow: EtaFlow) -> EtaFlow:
     >>> register_eta_flow("eta_flow", flow).shape
     (1,)
     """
-    weights, static = eqx.partition(flow, eqx.is_inexact_array)
-    weights = numpyro.param(name, weights)
-    return eqx.combine(weights, static)
+    bound = nnx_module(name, flow)  # calls the registered flow: a context → its distribution
+    return bound(jnp.zeros((flow.context_dim,)), validate_args=False).flow
 
 
 def with_fitted_flow(flow: EtaFlow, name: str, params: Mapping[str, Any]) -> EtaFlow:
-    """``flow`` with the weights a fit stored under the param site ``name``.
+    """``flow`` with the weights a fit stored under the param site ``f"{name}$params"``.
 
-    The inverse of :func:`register_eta_flow`: ``params`` is e.g.
-    ``FitResult.params``; the result is a plain :class:`EtaFlow` usable outside NumPyro.
+    The inverse of :func:`register_eta_flow` (and :func:`sample_eta`'s
+    ``param_name``): ``params`` is e.g. ``FitResult.params``; the result is a
+    copy of ``flow`` usable outside NumPyro, ``flow`` itself is not changed
+    (:func:`invppl.nn.with_fitted_params`, as for any network).
     """
-    if name not in params:
-        raise KeyError(
-            f"no fitted weights for the flow {name!r}: expected that param site, "
-            f"found {sorted(params)}"
-        )
-    _, static = eqx.partition(flow, eqx.is_inexact_array)
-    return eqx.combine(params[name], static)
+    return with_fitted_params(flow, name, params)
 
 
 def sample_eta(
@@ -820,13 +859,14 @@ def sample_eta(
     param_name: str | None = None,
     obs: ArrayLike | None = None,
 ) -> Array:
-    """``numpyro.sample(name, ConditionalEtaFlow(flow, context))``, the weights as params.
+    """``numpyro.sample(name, nnx_module(param_name, flow)(context))``: the weights as params.
 
     Args:
         name: the sample site's name.
         flow: the initial flow (its weights seed the param site).
         context: ``(batch, context_dim)``; inside ``numpyro.plate("data", batch)``.
-        param_name: the param site's name, ``f"{name}_flow"`` by default.
+        param_name: the flow's module name, ``f"{name}_flow"`` by default; its
+            param site is ``f"{param_name}$params"``.
         obs: observed η ``(batch, k)``, to condition on instead of sampling.
 
     Returns:
@@ -839,8 +879,8 @@ def sample_eta(
     ...     with numpyro.plate("data", context.shape[0]):
     ...         return sample_eta("eta", flow, context)
     >>> trace = numpyro.handlers.trace(numpyro.handlers.seed(guide, 0)).get_trace(jnp.ones((3, 2)))
-    >>> trace["eta"]["value"].shape, trace["eta_flow"]["type"]
+    >>> trace["eta"]["value"].shape, trace["eta_flow$params"]["type"]
     ((3, 1), 'param')
     """
-    registered = register_eta_flow(param_name or f"{name}_flow", flow)
-    return numpyro.sample(name, ConditionalEtaFlow(registered, context), obs=obs)
+    distribution = nnx_module(param_name or f"{name}_flow", flow)(context)
+    return numpyro.sample(name, distribution, obs=obs)

@@ -10,8 +10,9 @@ and the guide
     η ~ q(η | x) = Flow(h(x))                 amortised pose
     z ~ q(z | T_η⁻¹(x)) = N(μ, σ)             encodes the prototype, not the pose
 
-f, g, h and the encoder are Flax NNX modules registered with
-``numpyro.contrib.module.nnx_module``; the flows over η are
+f, g, h, the encoder and the two flows over η are Flax NNX modules registered
+with ``numpyro.contrib.module.nnx_module`` (the flows' param sites are
+``prior_flow$params`` and ``pose_flow$params``); the flows are
 :class:`~invppl.distributions.EtaFlow` s whose support is each transformation
 parameter's declared support (periodic rotation handled as periodic). The
 z-encoder sees x moved back by the sampled η, so it is invariant to the pose

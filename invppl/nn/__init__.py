@@ -1,10 +1,13 @@
 """Flax NNX networks for decoders and guides (registered with NumPyro by the models).
 
-The package re-exports :mod:`invppl.nn.networks`' public names, listed once in
-its ``__all__``.
+The package re-exports the public names of :mod:`invppl.nn.networks` and of
+:mod:`invppl.nn.coupling` (the coupling layers of normalising flows: a mask, an
+NNX conditioner and a transformer, which the η flow is built from), each listed
+once in its module's ``__all__``.
 """
 
-from invppl.nn import networks
+from invppl.nn import coupling, networks
+from invppl.nn.coupling import *  # noqa: F403
 from invppl.nn.networks import *  # noqa: F403
 
-__all__ = networks.__all__
+__all__ = [*networks.__all__, *coupling.__all__]

@@ -7,8 +7,8 @@ Flows share shapes and go through shared jitted helpers, so compiled code is reu
 """
 
 import math
+from functools import partial
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,11 +16,19 @@ import numpyro
 import numpyro.distributions as dist
 import optax
 import pytest
+from flax import nnx
 from numpyro.distributions.transforms import biject_to
 from numpyro.infer import SVI, Trace_ELBO
 from scipy import stats
 
-from invppl.distributions import ConditionalEtaFlow, EtaSupport, eta_flow, sample_eta
+from invppl.distributions import (
+    ConditionalEtaFlow,
+    EtaFlow,
+    EtaSupport,
+    eta_flow,
+    sample_eta,
+    with_fitted_flow,
+)
 from invppl.transforms.support import Discrete, Interval, Parameter, Periodic, Real
 
 SMALL = {"knots": 6, "layers": 2, "width": 16, "depth": 1}
@@ -38,12 +46,13 @@ def _flow(supports, context_dim=3, seed=0, **options):
     return eta_flow(jax.random.key(seed), parameters, context_dim, **{**SMALL, **options})
 
 
-@eqx.filter_jit
+# the flow is an NNX module and a pytree: its weights are traced, its settings static
+@jax.jit
 def _log_prob(flow, eta, context):
     return ConditionalEtaFlow(flow, context).log_prob(eta)
 
 
-@eqx.filter_jit
+@partial(jax.jit, static_argnames="sample_shape")
 def _sample(flow, key, context, sample_shape):
     return ConditionalEtaFlow(flow, context).sample_with_log_prob(key, sample_shape)
 
@@ -131,12 +140,14 @@ def test_forward_log_density_matches_inverse_support_and_vmap():
     assert bool(jnp.all(EtaSupport(flow.parameters)(eta)))
     inverse_log_prob = _log_prob(flow, eta, contexts)
     np.testing.assert_allclose(inverse_log_prob, forward_log_prob, atol=2e-3, rtol=1e-4)
-    # the flowjax face (EtaFlow.log_prob) agrees with the NumPyro face
-    flowjax_log_prob = eqx.filter_jit(lambda f, e, c: f.log_prob(e, c))(flow, eta, contexts)
-    np.testing.assert_allclose(flowjax_log_prob, inverse_log_prob, rtol=1e-6)
+    # the flow's own face (EtaFlow.log_prob, flow(context)) agrees with the NumPyro face
+    own_log_prob = jax.jit(lambda f, e, c: f.log_prob(e, c))(flow, eta, contexts)
+    np.testing.assert_allclose(own_log_prob, inverse_log_prob, rtol=1e-6)
+    called = jax.jit(lambda f, e, c: f(c).log_prob(e))(flow, eta, contexts)
+    np.testing.assert_allclose(called, inverse_log_prob, rtol=1e-6)
 
     # jax.vmap over (η, context) pairs of one-example distributions agrees with batching
-    @eqx.filter_jit
+    @jax.jit
     def one_at_a_time(flow, eta, contexts):
         return jax.vmap(lambda e, c: ConditionalEtaFlow(flow, c).log_prob(e))(eta, contexts)
 
@@ -172,18 +183,22 @@ def test_fit_concentrated_at_pi():
     steps = 150
     optimiser = optax.adam(optax.cosine_decay_schedule(2e-2, steps))
 
-    @eqx.filter_jit
-    def step(flow, state, batch):
-        loss, grads = eqx.filter_value_and_grad(lambda f: -f.log_prob(batch, no_context).mean())(
-            flow
-        )
-        updates, state = optimiser.update(grads, state)
-        return eqx.apply_updates(flow, updates), state, loss
+    graph, weights = nnx.split(flow, nnx.Param)
 
-    state = optimiser.init(eqx.filter(flow, eqx.is_inexact_array))
+    @jax.jit
+    def step(weights, state, batch):
+        def loss(weights):
+            return -nnx.merge(graph, weights).log_prob(batch, no_context).mean()
+
+        value, grads = jax.value_and_grad(loss)(weights)
+        updates, state = optimiser.update(grads, state)
+        return optax.apply_updates(weights, updates), state, value
+
+    state = optimiser.init(weights)
     for i in range(steps):
         start = (i * 256) % 4096
-        flow, state, _ = step(flow, state, data[start : start + 256])
+        weights, state, _ = step(weights, state, data[start : start + 256])
+    flow = nnx.merge(graph, weights)
     nodes, weights = _grid(Periodic(), 20_000)
     density = np.exp(
         np.asarray(
@@ -203,8 +218,9 @@ def test_fit_concentrated_at_pi():
 # -- gradients ---------------------------------------------------------------------
 
 
-def _to_float64(tree):
-    return jax.tree.map(lambda x: x.astype(jnp.float64) if eqx.is_inexact_array(x) else x, tree)
+def _to_float64(flow: EtaFlow) -> EtaFlow:
+    graph, weights = nnx.split(flow)
+    return nnx.merge(graph, jax.tree.map(lambda x: x.astype(jnp.float64), weights))
 
 
 def test_gradients_match_finite_differences():
@@ -224,33 +240,46 @@ def test_gradients_match_finite_differences():
             angle = sample[..., 0]
             return jnp.mean(jnp.cos(angle) + 2 * jnp.sin(angle) + sample[..., 1:].sum(-1))
 
-        @eqx.filter_jit
-        def values_and_grads(f, context):
-            """One compiled function: both values (for differences) and both gradients."""
-            log_prob, weight_grads = eqx.filter_value_and_grad(mean_log_prob)(f, context)
-            value, context_grads = jax.value_and_grad(summary, argnums=1)(f, context)
-            return log_prob, weight_grads, value, context_grads
+        graph, weights = nnx.split(flow, nnx.Param)
 
-        _, weight_grads, _, context_grads = values_and_grads(flow, contexts)
-        for leaf in jax.tree.leaves(eqx.filter(weight_grads, eqx.is_inexact_array)):
+        @jax.jit
+        def values_and_grads(weights, context):
+            """One compiled function: both values (for differences) and both gradients."""
+            log_prob, weight_grads = jax.value_and_grad(
+                lambda w: mean_log_prob(nnx.merge(graph, w), context)
+            )(weights)
+            value, context_grads = jax.value_and_grad(
+                lambda c: summary(nnx.merge(graph, weights), c)
+            )(context)
+            return log_prob, nnx.to_pure_dict(weight_grads), value, context_grads
+
+        _, weight_grads, _, context_grads = values_and_grads(weights, contexts)
+        for leaf in jax.tree.leaves(weight_grads):
             assert bool(jnp.all(jnp.isfinite(leaf)))
         assert bool(jnp.all(jnp.isfinite(context_grads)))
 
-        def weight(f):
-            return f.conditioner.layers[0].weight  # (layers, out, in), stacked
+        def first_layer(tree):
+            return tree["couplings"]["conditioners"]["layers"][0]  # kernel (layers, in, out)
+
+        def moved(index, amount):
+            """The weights with one entry of the first layers' kernels moved by ``amount``."""
+            pure = nnx.to_pure_dict(weights)
+            first_layer(pure)["kernel"] = first_layer(pure)["kernel"].at[index].add(amount)
+            copy = jax.tree.map(lambda leaf: leaf, weights)
+            nnx.replace_by_pure_dict(copy, pure)
+            return copy
 
         step = 1e-6
-        for weight_index in ((0, 0, 1), (1, 3, 2)):
-            plus = eqx.tree_at(weight, flow, weight(flow).at[weight_index].add(step))
-            minus = eqx.tree_at(weight, flow, weight(flow).at[weight_index].add(-step))
-            difference = values_and_grads(plus, contexts)[0] - values_and_grads(minus, contexts)[0]
-            analytic = float(weight(weight_grads)[weight_index])
-            assert analytic == pytest.approx(float(difference) / (2 * step), rel=1e-5, abs=1e-8)
+        for weight_index in ((0, 1, 0), (1, 2, 3)):
+            plus = values_and_grads(moved(weight_index, step), contexts)[0]
+            minus = values_and_grads(moved(weight_index, -step), contexts)[0]
+            analytic = float(first_layer(weight_grads)["kernel"][weight_index])
+            assert analytic == pytest.approx(float(plus - minus) / (2 * step), rel=1e-5, abs=1e-8)
         for index in ((0, 0), (5, 2)):
             delta = jnp.zeros_like(contexts).at[index].set(step)
             difference = (
-                values_and_grads(flow, contexts + delta)[2]
-                - values_and_grads(flow, contexts - delta)[2]
+                values_and_grads(weights, contexts + delta)[2]
+                - values_and_grads(weights, contexts - delta)[2]
             )
             numeric = float(difference) / (2 * step)
             assert float(context_grads[index]) == pytest.approx(numeric, rel=1e-5, abs=1e-8)
@@ -286,8 +315,7 @@ def test_amortised_guide_fits_conditional_von_mises_under_svi():
     state = svi.init(jax.random.PRNGKey(21), contexts[0])
     state, losses = jax.jit(lambda s, cs: jax.lax.scan(svi.update, s, cs))(state, contexts)
     assert float(losses[-50:].mean()) < 0.2 * float(losses[:50].mean())
-    static = eqx.filter(flow, eqx.is_inexact_array, inverse=True)
-    fitted = eqx.combine(svi.get_params(state)["eta_flow"], static)
+    fitted = with_fitted_flow(flow, "eta_flow", svi.get_params(state))
     test_contexts = jnp.array([[-0.9], [-0.3], [0.4], [1.0]])
     angles = jnp.linspace(-math.pi, math.pi, 201)[:-1]
     fitted_log_prob = _log_prob(fitted, angles[:, None, None], test_contexts).T
@@ -313,7 +341,7 @@ def test_flow_as_prior_in_a_model_gives_the_site_its_shapes_and_log_density():
     assert site["fn"].batch_shape == (64,)
     assert site["fn"].event_shape == (3,)
     assert site["fn"].has_rsample
-    assert trace["eta_flow"]["type"] == "param"
+    assert trace["eta_flow$params"]["type"] == "param"  # as nnx_module("eta_flow", flow)
     eta = site["value"]
     log_density = jax.jit(lambda c, e: numpyro.infer.util.log_density(model, (c, e), {}, {})[0])
     expected = _log_prob(flow, eta, context).sum()
@@ -360,3 +388,12 @@ def test_bad_inputs_raise_clear_errors():
         ConditionalEtaFlow("not a flow", jnp.zeros((4, 3)))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"eta must have shape \(\.\.\., k\) = \(\.\.\., 1\)"):
         ConditionalEtaFlow(flow, jnp.zeros((4, 3))).log_prob(jnp.zeros((4, 2)))
+
+
+def test_the_flows_own_sampler_and_an_unconditional_flow():
+    flow = _flow([Periodic(), Real()], context_dim=0)
+    eta = flow.sample(jax.random.PRNGKey(3), (4,))
+    assert eta.shape == (4, 2)
+    assert flow.log_prob(eta, jnp.zeros((0,))).shape == (4,)
+    with pytest.raises(ValueError, match=r"EtaFlow is conditional.*\(\.\.\., 3\)"):
+        _flow([Real()], context_dim=3).sample(jax.random.PRNGKey(0), (2,))

@@ -2,7 +2,6 @@
 
 import math
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -35,7 +34,7 @@ SYMMETRY = SGM.learned(
     {"pose_net$params": nnx.to_pure_dict(nnx.state(SGM.pose_net, nnx.Param))},
     {
         "prior_embedding$params": nnx.to_pure_dict(nnx.state(SGM.prior_embedding, nnx.Param)),
-        "prior_flow": eqx.filter(SGM.prior_flow, eqx.is_inexact_array),
+        "prior_flow$params": nnx.to_pure_dict(nnx.state(SGM.prior_flow, nnx.Param)),
     },
 )
 
