@@ -28,6 +28,7 @@ import math
 import os
 import platform
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ import optax
 
 from invppl._io import write_json, write_text
 from invppl.infer import fit, fit_two_stage, iwae_bound
-from invppl.jobs import job_data, rotation_report
+from invppl.jobs import JobData, job_data, rotation_report
 from invppl.metrics import prototype_invariance
 from invppl.models import make_augvae, make_invvae, make_two_stage_sgm, make_vae
 from invppl.plots import image_grid, save_figure
@@ -97,34 +98,15 @@ class DemoSettings:
         )
 
 
-def run_demo(
-    out: str | os.PathLike[str],
-    *,
-    seed: int = 0,
-    settings: DemoSettings | None = None,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Fits the SGM, VAE, AugVAE and InvVAE on rotated MNIST; writes the report to ``out``.
+def _image_shape(data: JobData) -> tuple[int, int, int]:
+    """``(height, width, channels)`` of the job's images."""
+    height, width, channels = (int(size) for size in data.x_train.shape[1:])
+    return height, width, channels
 
-    Returns the metrics it writes to ``metrics.json``.
-    """
-    settings = DemoSettings.full() if settings is None else settings
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    timings: dict[str, float] = {}
 
-    data = job_data(
-        "rotated-mnist",
-        seed=seed,
-        max_examples=settings.max_examples,
-        test_fraction=settings.test_fraction,
-    )
-    x_train, x_test = data.x_train, data.x_test
-    image_shape = (int(x_train.shape[1]), int(x_train.shape[2]), int(x_train.shape[3]))
-
-    # The SGM in two stages.
-    clock = time.perf_counter()
+def _fit_symmetry(data: JobData, settings: DemoSettings, seed: int, progress: bool) -> Any:
+    """The SGM fitted in two stages on the training digits: ``(sgm, TwoStageFit)``."""
+    image_shape = _image_shape(data)
     sgm = make_two_stage_sgm(
         image_shape,
         ("rotation",),
@@ -136,25 +118,18 @@ def run_demo(
     )
     two_stage = fit_two_stage(
         sgm,
-        {"x": x_train},
+        {"x": data.x_train},
         seed=seed,
         pose_steps=settings.pose_steps,
         prior_steps=settings.prior_steps,
         batch_size=settings.batch_size,
         progress=progress,
     )
-    symmetry = two_stage.symmetry
-    timings["sgm_two_stage"] = time.perf_counter() - clock
+    return sgm, two_stage
 
-    # What the SGM learned, on held-out digits.
-    clock = time.perf_counter()
-    invariance_key, sample_key = jax.random.split(jax.random.key(seed))
-    shown = jnp.asarray(x_test[: settings.num_test])
-    eta_random = jax.random.uniform(
-        invariance_key, (shown.shape[0], 1), minval=-math.pi, maxval=math.pi
-    )
-    invariance = prototype_invariance(symmetry.prototype, shown, sgm.family, eta_random)
-    per_digit, aligned = rotation_report(symmetry, data, seed=seed)
+
+def _summary(data: JobData, per_digit: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """One line per digit: the verdict, the equivariance error, stage 2's log-densities."""
     summary = []
     for label, law in data.laws.items():
         name = data.class_names[label]
@@ -167,7 +142,11 @@ def run_demo(
                 f"{row['log_density_test']:.2f} held out"
             )
         summary.append(line)
-    prototypes_test = np.asarray(jax.jit(symmetry.prototype)(shown))
+    return summary
+
+
+def _plot_marginals(data: JobData, aligned: Mapping[int, np.ndarray], path: Path) -> str:
+    """Per digit, the aligned learned angles ``(m,)`` beside the true law; the file name."""
     figure, axes = plt.subplots(1, len(data.laws), figsize=(4 * len(data.laws), 3.2))
     grid = np.linspace(-math.pi, math.pi, 361)
     for axis, (label, law) in zip(np.atleast_1d(axes), data.laws.items(), strict=True):
@@ -184,27 +163,47 @@ def run_demo(
         axis.set_xlabel("rotation (rad)")
     np.atleast_1d(axes)[0].legend(fontsize=7)
     figure.tight_layout()
-    pictures = {"rotation_marginals": save_figure(figure, folder / "rotation_marginals.png").name}
-    count = min(12, len(x_test))
+    return save_figure(figure, path).name
+
+
+def _evaluate_symmetry(
+    sgm: Any, symmetry: Any, data: JobData, settings: DemoSettings, seed: int, folder: Path
+) -> dict[str, Any]:
+    """What the SGM learned, on held-out digits: invariance, per-digit report, pictures."""
+    invariance_key, _ = jax.random.split(jax.random.key(seed))
+    shown = jnp.asarray(data.x_test[: settings.num_test])
+    eta_random = jax.random.uniform(
+        invariance_key, (shown.shape[0], 1), minval=-math.pi, maxval=math.pi
+    )
+    invariance = prototype_invariance(symmetry.prototype, shown, sgm.family, eta_random)
+    per_digit, aligned = rotation_report(symmetry, data, seed=seed)
+    prototypes_test = np.asarray(jax.jit(symmetry.prototype)(shown))
+    pictures = {
+        "rotation_marginals": _plot_marginals(data, aligned, folder / "rotation_marginals.png")
+    }
+    count = min(12, len(data.x_test))
     pictures["prototypes"] = save_figure(
         image_grid(
-            np.concatenate([x_test[:count], prototypes_test[:count]]),
+            np.concatenate([data.x_test[:count], prototypes_test[:count]]),
             ncols=count,
             row_labels=["input x", "prototype x̂"],
         ),
         folder / "prototypes.png",
     ).name
-    timings["evaluate_sgm"] = time.perf_counter() - clock
-
-    # VAE vs AugVAE at equal steps; InvVAE for new samples.
-    fits: dict[str, dict[str, float]] = {}
-    # grey images: the continuous Bernoulli is a density on [0, 1] (a Bernoulli is not)
-    vae_settings: dict[str, Any] = {
-        "seed": seed,
-        "hidden": settings.hidden,
-        "kind": "continuous_bernoulli",
+    return {
+        "invariance": invariance,
+        "per_digit": per_digit,
+        "summary": _summary(data, per_digit),
+        "pictures": pictures,
     }
-    test_data = {"x": x_test[: settings.num_test]}
+
+
+def _vae_settings(
+    settings: DemoSettings, seed: int, progress: bool
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The VAEs' shared construction and fit keywords."""
+    # grey images: the continuous Bernoulli is a density on [0, 1] (a Bernoulli is not)
+    build = {"seed": seed, "hidden": settings.hidden, "kind": "continuous_bernoulli"}
     common = {
         "seed": seed,
         "num_steps": settings.vae_steps,
@@ -212,14 +211,26 @@ def run_demo(
         "optimizer": optax.adam(1e-3),
         "progress": progress,
     }
-    vae = make_vae(image_shape, settings.latent_dim, **vae_settings)
-    augvae = make_augvae(image_shape, settings.latent_dim, symmetry, **vae_settings)
+    return build, common
+
+
+def _fit_vaes(
+    symmetry: Any, data: JobData, settings: DemoSettings, seed: int, progress: bool
+) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """VAE vs AugVAE at equal steps: test IWAE and final loss of each, and their seconds."""
+    image_shape = _image_shape(data)
+    build, common = _vae_settings(settings, seed, progress)
+    test_data = {"x": data.x_test[: settings.num_test]}
+    vae = make_vae(image_shape, settings.latent_dim, **build)
+    augvae = make_augvae(image_shape, settings.latent_dim, symmetry, **build)
+    fits: dict[str, dict[str, float]] = {}
+    timings: dict[str, float] = {}
     for name, model, guide, augment in (
         ("vae", vae.model, vae.guide, None),
         ("augvae", augvae.model, augvae.guide, augvae.augment),
     ):
         clock = time.perf_counter()
-        result = fit(model, guide, {"x": x_train}, augment=augment, **common)
+        result = fit(model, guide, {"x": data.x_train}, augment=augment, **common)
         iwae = iwae_bound(
             vae.model,
             vae.guide,
@@ -233,20 +244,80 @@ def run_demo(
             "final_train_loss": float(np.mean(result.losses[-50:])),
         }
         timings[name] = time.perf_counter() - clock
-    clock = time.perf_counter()
-    invvae = make_invvae(image_shape, settings.latent_dim, symmetry, **vae_settings)
-    invvae_fit = fit(invvae.model, invvae.guide, invvae.data(x_train), **common)
+    return fits, timings
+
+
+def _invvae_samples(
+    symmetry: Any, data: JobData, settings: DemoSettings, seed: int, progress: bool, path: Path
+) -> str:
+    """New digits from an InvVAE (a VAE over prototypes), moved by p(η | x̂); the file name."""
+    image_shape = _image_shape(data)
+    build, common = _vae_settings(settings, seed, progress)
+    _, sample_key = jax.random.split(jax.random.key(seed))
+    invvae = make_invvae(image_shape, settings.latent_dim, symmetry, **build)
+    invvae_fit = fit(invvae.model, invvae.guide, invvae.data(data.x_train), **common)
     prototypes, _, samples = invvae.sample(sample_key, invvae_fit.params, 12)
-    pictures["samples"] = save_figure(
+    return save_figure(
         image_grid(
             np.concatenate([np.asarray(prototypes), np.asarray(samples)]),
             ncols=12,
             row_labels=["InvVAE x̂", "T_η x̂"],
         ),
-        folder / "samples.png",
+        path,
     ).name
-    timings["invvae"] = time.perf_counter() - clock
 
+
+def _machine() -> dict[str, Any]:
+    """The machine the demo ran on, for metrics.json."""
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "jax_backend": jax.default_backend(),
+        "jax_version": jax.__version__,
+    }
+
+
+def run_demo(
+    out: str | os.PathLike[str],
+    *,
+    seed: int = 0,
+    settings: DemoSettings | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Fits the SGM, VAE, AugVAE and InvVAE on rotated MNIST; writes the report to ``out``.
+
+    Returns the metrics it writes to ``metrics.json``.
+    """
+    settings = DemoSettings.full() if settings is None else settings
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    data = job_data(
+        "rotated-mnist",
+        seed=seed,
+        max_examples=settings.max_examples,
+        test_fraction=settings.test_fraction,
+    )
+    clock = time.perf_counter()
+    sgm, two_stage = _fit_symmetry(data, settings, seed, progress)
+    symmetry = two_stage.symmetry
+    timings["sgm_two_stage"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    learned = _evaluate_symmetry(sgm, symmetry, data, settings, seed, folder)
+    timings["evaluate_sgm"] = time.perf_counter() - clock
+    fits, vae_timings = _fit_vaes(symmetry, data, settings, seed, progress)
+    timings.update(vae_timings)
+    clock = time.perf_counter()
+    pictures = {
+        **learned["pictures"],
+        "samples": _invvae_samples(
+            symmetry, data, settings, seed, progress, folder / "samples.png"
+        ),
+    }
+    timings["invvae"] = time.perf_counter() - clock
+    invariance = learned["invariance"]
     metrics = {
         "job": "SGM on rotated MNIST (two-stage fit), VAE vs AugVAE, InvVAE samples",
         "seed": seed,
@@ -254,27 +325,21 @@ def run_demo(
         "data": {
             "source": data.source,
             "laws": {data.class_names[c]: repr(law) for c, law in data.laws.items()},
-            "train_examples": len(x_train),
-            "test_examples": len(x_test),
+            "train_examples": len(data.x_train),
+            "test_examples": len(data.x_test),
         },
         "prototype_invariance": {
             k: v for k, v in invariance.to_dict().items() if k != "per_example"
         },
-        "rotation_per_digit": per_digit,
-        "summary": summary,
+        "rotation_per_digit": learned["per_digit"],
+        "summary": learned["summary"],
         "likelihood": fits,
         "augvae_minus_vae_test_iwae_nats": fits["augvae"]["test_iwae_nats"]
         - fits["vae"]["test_iwae_nats"],
         "pictures": pictures,
         "seconds": {**timings, "total": time.perf_counter() - started},
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "jax_backend": jax.default_backend(),
-            "jax_version": jax.__version__,
-        },
+        "machine": _machine(),
     }
-    write_text("\n".join(summary) + "\n", folder / "summary.txt")
+    write_text("\n".join(learned["summary"]) + "\n", folder / "summary.txt")
     write_json(metrics, folder / "metrics.json")
     return metrics
