@@ -36,7 +36,10 @@ typecheck: $(STAMP)
 
 # one worker per core, a test module per worker (module fixtures are built once): the suite
 # is dominated by single-threaded XLA compiles, so two cores nearly halve it
+# Outside CI, XLA's compiled programs are kept in build/jax-cache between runs: a warm
+# rerun of the SGM tests took 45 s instead of 61 s (cold 64 s); a clean CI clone is cold.
 pytest: $(STAMP)
+	$(if $(CI),,JAX_COMPILATION_CACHE_DIR=$(CURDIR)/build/jax-cache JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0.1) \
 	$(PY) -m pytest -n auto --dist loadscope -m "not slow" --doctest-modules tests invppl
 
 test-slow: $(STAMP)
