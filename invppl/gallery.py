@@ -15,6 +15,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import Array
 
 from invppl._io import write_json
 from invppl.datasets import load_mnist, make_dsprites
@@ -22,6 +23,32 @@ from invppl.plots import image_grid, save_figure, transformation_gallery
 from invppl.transforms import Affine, Colour, CyclicRotation, Flip
 
 __all__ = ["run_gallery"]
+
+
+def _round_trip(images: Array, rng: np.random.Generator) -> tuple[Any, dict[str, float]]:
+    """A random move and its inverse, and two moves composed vs in turn, of ``(n, H, W, C)``.
+
+    Returns the picture and the mean absolute pixel differences; content pushed
+    out of the frame by the first warp is lost, which is why composing before
+    warping (one resampling) matters.
+    """
+    family = Affine(("rotation", "tx", "ty", "log_scale_x"), method="bicubic")
+    spread = jnp.array([0.6, 0.1, 0.1, 0.2])  # rotation, tx, ty, log-scale
+    eta = spread * jnp.asarray(rng.uniform(-1, 1, size=(images.shape[0], 4)), dtype=jnp.float32)
+    moved = family.apply(images, eta)
+    back = family.apply(moved, -eta)
+    second = spread * jnp.asarray(rng.uniform(-1, 1, size=(images.shape[0], 4)), dtype=jnp.float32)
+    composed = (family(second) << family(eta)).apply(images, method="bicubic")
+    in_turn = family.apply(moved, second)
+    figure = image_grid(
+        jnp.concatenate([images, moved, back, in_turn, composed]),
+        ncols=images.shape[0],
+        row_labels=["x", "T_η x", "T_-η T_η x", "in turn", "composed"],
+    )
+    return figure, {
+        "round_trip_mean_abs_error": float(jnp.abs(back - images).mean()),
+        "composed_vs_in_turn_mean_abs_difference": float(jnp.abs(composed - in_turn).mean()),
+    }
 
 
 def run_gallery(out: str | os.PathLike[str], *, seed: int = 0) -> dict[str, Any]:
@@ -78,31 +105,15 @@ def run_gallery(out: str | os.PathLike[str], *, seed: int = 0) -> dict[str, Any]
         ),
     )
 
-    family = Affine(("rotation", "tx", "ty", "log_scale_x"), method="bicubic")
-    spread = jnp.array([0.6, 0.1, 0.1, 0.2])  # rotation, tx, ty, log-scale
-    eta = spread * jnp.asarray(rng.uniform(-1, 1, size=(images.shape[0], 4)), dtype=jnp.float32)
-    moved = family.apply(images, eta)
-    back = family.apply(moved, -eta)
-    second = spread * jnp.asarray(rng.uniform(-1, 1, size=(images.shape[0], 4)), dtype=jnp.float32)
-    composed = (family(second) << family(eta)).apply(images, method="bicubic")
-    in_turn = family.apply(moved, second)
-    save(
-        "round_trip_and_composition",
-        image_grid(
-            jnp.concatenate([images, moved, back, in_turn, composed]),
-            ncols=images.shape[0],
-            row_labels=["x", "T_η x", "T_-η T_η x", "in turn", "composed"],
-        ),
-    )
+    figure, errors = _round_trip(images, rng)
+    save("round_trip_and_composition", figure)
     manifest = {
         "job": "transformations demo",
         "seed": seed,
         "data": {"mnist": mnist.source, "dsprites": "procedural, size 28"},
         "pictures": pictures,
-        # mean absolute pixel differences; content pushed out of the frame by the first
-        # warp is lost, which is why composing before warping (one resampling) matters
-        "round_trip_mean_abs_error": float(jnp.abs(back - images).mean()),
-        "composed_vs_in_turn_mean_abs_difference": float(jnp.abs(composed - in_turn).mean()),
+        # mean absolute pixel differences (see _round_trip)
+        **errors,
         "machine": {"platform": platform.platform(), "jax_backend": jax.default_backend()},
     }
     write_json(manifest, folder / "manifest.json")
