@@ -9,10 +9,10 @@ and every class's law must be recovered in the sense of
 :func:`invppl.metrics.law_recovery`: W1 within 0.10 rad (0.15 for two modes;
 0.05 / 0.075 in normalised units for translation) and no worse than the
 better of a uniform law and the best point mass. About 4 minutes on 2 CPUs.
-Seen on 2026-12-03: the translation set recovered (W1 0.005–0.021); in the
-rotation set the square (two modes, 0.070) and ellipse (narrow, 0.043) were
-recovered but the heart's point mass was smeared by stage 2 (0.352), an open
-failure of issue 12 kept visible as a strict xfail.
+Seen on 2026-12-03 (commit b80384a, 196 s on 2 CPUs): both sets recovered,
+rotation W1 0.038 / 0.037 / 0.020 (square two modes, ellipse narrow, heart
+point mass: the point mass that stage 2 left at 0.352 before its early
+stopping and the NNX flow), translation 0.003–0.015.
 """
 
 from __future__ import annotations
@@ -28,19 +28,9 @@ pytestmark = pytest.mark.slow
 BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "sgm_recovery.py"
 
 
-KNOWN_FAILURE = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "issue 12 open: stage 2 leaves this seed's upright heart at W1 0.352 rad from its point "
-        "mass although stage 1's poses are 0.029 rad from it (2026-12-03, 2-CPU AMD EPYC); "
-        "strict, so a fix shows up as XPASS"
-    ),
-)
-
-
 @pytest.mark.parametrize(
     ("task", "seed"),
-    [pytest.param("shapes-rotation", 11, marks=KNOWN_FAILURE), ("shapes-translation", 12)],
+    [("shapes-rotation", 11), ("shapes-translation", 12)],
 )
 def test_two_stage_sgm_recovers_random_laws(task: str, seed: int) -> None:
     benchmark = runpy.run_path(str(BENCHMARK), run_name="sgm_recovery")
