@@ -38,6 +38,7 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 import optax
+from jax import Array
 
 from invppl._io import write_json, write_text
 from invppl.infer import fit, fit_two_stage, iwae_bound
@@ -167,10 +168,15 @@ def _plot_marginals(data: JobData, aligned: Mapping[int, np.ndarray], path: Path
 
 
 def _evaluate_symmetry(
-    sgm: Any, symmetry: Any, data: JobData, settings: DemoSettings, seed: int, folder: Path
+    sgm: Any,
+    symmetry: Any,
+    data: JobData,
+    settings: DemoSettings,
+    seed: int,
+    invariance_key: Array,
+    folder: Path,
 ) -> dict[str, Any]:
     """What the SGM learned, on held-out digits: invariance, per-digit report, pictures."""
-    invariance_key, _ = jax.random.split(jax.random.key(seed))
     shown = jnp.asarray(data.x_test[: settings.num_test])
     eta_random = jax.random.uniform(
         invariance_key, (shown.shape[0], 1), minval=-math.pi, maxval=math.pi
@@ -248,12 +254,17 @@ def _fit_vaes(
 
 
 def _invvae_samples(
-    symmetry: Any, data: JobData, settings: DemoSettings, seed: int, progress: bool, path: Path
+    symmetry: Any,
+    data: JobData,
+    settings: DemoSettings,
+    seed: int,
+    sample_key: Array,
+    progress: bool,
+    path: Path,
 ) -> str:
     """New digits from an InvVAE (a VAE over prototypes), moved by p(η | x̂); the file name."""
     image_shape = _image_shape(data)
     build, common = _vae_settings(settings, seed, progress)
-    _, sample_key = jax.random.split(jax.random.key(seed))
     invvae = make_invvae(image_shape, settings.latent_dim, symmetry, **build)
     invvae_fit = fit(invvae.model, invvae.guide, invvae.data(data.x_train), **common)
     prototypes, _, samples = invvae.sample(sample_key, invvae_fit.params, 12)
@@ -305,7 +316,8 @@ def run_demo(
     symmetry = two_stage.symmetry
     timings["sgm_two_stage"] = time.perf_counter() - clock
     clock = time.perf_counter()
-    learned = _evaluate_symmetry(sgm, symmetry, data, settings, seed, folder)
+    invariance_key, sample_key = jax.random.split(jax.random.key(seed))
+    learned = _evaluate_symmetry(sgm, symmetry, data, settings, seed, invariance_key, folder)
     timings["evaluate_sgm"] = time.perf_counter() - clock
     fits, vae_timings = _fit_vaes(symmetry, data, settings, seed, progress)
     timings.update(vae_timings)
@@ -313,7 +325,7 @@ def run_demo(
     pictures = {
         **learned["pictures"],
         "samples": _invvae_samples(
-            symmetry, data, settings, seed, progress, folder / "samples.png"
+            symmetry, data, settings, seed, sample_key, progress, folder / "samples.png"
         ),
     }
     timings["invvae"] = time.perf_counter() - clock
