@@ -29,6 +29,7 @@ from invppl.metrics.adversary import (
     adversary_accuracy,
     adversary_accuracy_split,
 )
+from invppl.metrics.congealing import Congealed, congeal
 from invppl.metrics.graph import (
     NCRRResult,
     RowDistances,
@@ -51,6 +52,7 @@ __all__ = [
     "ADVERSARY_MODELS",
     "AdversaryResult",
     "CdfLike",
+    "Congealed",
     "InvarianceReport",
     "LawRecovery",
     "NCRRResult",
@@ -58,6 +60,7 @@ __all__ = [
     "adversary_accuracy",
     "adversary_accuracy_split",
     "clustering_accuracy",
+    "congeal",
     "expected_distance_rows",
     "expected_squared_distance",
     "law_recovery",

@@ -77,6 +77,7 @@ __all__ = [
     "no_guide",
     "pose_model",
     "pose_residual",
+    "template_agreement",
 ]
 
 
@@ -163,6 +164,32 @@ def pose_residual(family: TransformFamily, own: Array, of_moved: Array, eps: Arr
     )
 
 
+def template_agreement(prototypes: Array, count: int, blur: float = 1.0) -> Array:
+    """Each blurred prototype's squared distance to the nearest of ``count`` templates.
+
+    The pose loss alone only asks f to be equivariant, f(T_ε x) = ε ∘ f(x), which
+    leaves each example's frame free: similar digits can be put in frames a
+    quarter turn apart, which widens every narrow law by that spread. This term
+    makes the frames agree across examples, as congealing does (Learned-Miller
+    2006; :func:`invppl.metrics.congeal`), without labels: the templates
+    t_1..t_K ``(K, H, W, C)`` are parameters (NumPyro site ``"pose_templates"``,
+    initialised from the first batch's blurred prototypes, so the batch must
+    hold at least K examples) and each prototype x̂ pays min_k ‖B(x̂) − t_k‖², a
+    k-means in the prototypes' frame. Take K near the number of distinct
+    shapes: many more templates let one class settle in several frames.
+    ``prototypes`` ``(batch, H, W, C)``; returns ``(batch,)``.
+    """
+    if prototypes.shape[0] < count:
+        raise ValueError(
+            f"the batch ({prototypes.shape[0]} examples) must hold at least as many examples "
+            f"as templates ({count}): use a larger batch_size or fewer templates"
+        )
+    blurred = gaussian_blur(prototypes, blur, radius=max(math.ceil(3 * blur), 1))
+    bank = numpyro.param("pose_templates", jax.lax.stop_gradient(blurred[:count]))
+    distances = jnp.square(blurred[:, None] - bank[None]).reshape(blurred.shape[0], count, -1)
+    return distances.sum(-1).min(-1)
+
+
 def pose_model(
     x: Array,
     *,
@@ -177,6 +204,9 @@ def pose_model(
     consistency_steps: int = 0,
     huber_radius: float = 0.01,
     augment_warmup: int = 0,
+    templates: int = 0,
+    template_weight: float = 0.5,
+    template_blur: float = 1.0,
 ) -> Array:
     """Stage 1's objective for a batch ``x`` ``(batch, H, W, C)``, as a NumPyro factor.
 
@@ -186,7 +216,9 @@ def pose_model(
     many steps. ``consistency`` weighs the Huber distance of the composed map
     from the identity (see :func:`pose_residual`), falling linearly to 0 over
     ``consistency_steps`` steps (0: constant). Returns the per-example loss
-    ``(batch,)``. The annealing step count is NumPyro mutable state
+    ``(batch,)``. With ``templates`` = K > 0, each blurred prototype is also
+    pulled towards the nearest of K learned templates (see :func:`template_agreement`).
+    The annealing step count is NumPyro mutable state
     (``"pose_model$step"``), advanced once per call (``SVI.init`` calls the
     model once, so the first optimiser step sees step 1).
     """
@@ -213,6 +245,9 @@ def pose_model(
         repeated, sigma, radius=radius
     )
     loss = jnp.square(error).reshape(num_samples, batch, -1).sum(-1).mean(0)
+    if templates > 0:
+        prototypes = family.apply(x, -poses[:batch])
+        loss = loss + template_weight * template_agreement(prototypes, templates, template_blur)
     if consistency > 0:
         residual = pose_residual(family, own, of_moved, eps)
         huber = optax.losses.huber_loss(residual, delta=huber_radius) / huber_radius
@@ -341,6 +376,9 @@ def make_two_stage_sgm(
     consistency: float = 1.0,
     consistency_steps: int = 600,
     augment_warmup: int = 0,
+    templates: int = 0,
+    template_weight: float = 0.5,
+    template_blur: float = 1.0,
     context_dim: int = 32,
     hidden: int = 256,
     knots: int = 8,
@@ -360,6 +398,9 @@ def make_two_stage_sgm(
             over which it falls to 0 (0: constant).
         augment_warmup: steps over which stage 1's random transformations
             widen from the identity to ``bounds`` (0: full width from the start).
+        templates, template_weight, template_blur: stage 1's prototype agreement
+            (see :func:`template_agreement`): the number of learned templates
+            (0: off), the term's weight and the compared images' blur (pixels).
         context_dim, hidden, knots, flow_layers: network and flow sizes (four
             coupling layers by default: with two, a point mass on the circle
             was sometimes left smeared after stage 2's steps, see docs/sgm.md).
@@ -382,6 +423,10 @@ def make_two_stage_sgm(
     blur_steps = check_int(blur_steps, "blur_steps", minimum=1)
     consistency_steps = check_int(consistency_steps, "consistency_steps", minimum=0)
     augment_warmup = check_int(augment_warmup, "augment_warmup", minimum=0)
+    templates = check_int(templates, "templates", minimum=0)
+    for name, value in (("template_weight", template_weight), ("template_blur", template_blur)):
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be a finite number > 0, got {value}")
     if consistency < 0 or not math.isfinite(consistency):
         raise ValueError(f"consistency must be a finite weight >= 0, got {consistency}")
     if consistency > 0 and not isinstance(family, Affine | Colour | AffineColour):
@@ -408,5 +453,8 @@ def make_two_stage_sgm(
         consistency=float(consistency),
         consistency_steps=int(consistency_steps),
         augment_warmup=int(augment_warmup),
+        templates=int(templates),
+        template_weight=float(template_weight),
+        template_blur=float(template_blur),
     )
     return TwoStageSGM(model, family, shape, pose_net, prior_embedding, prior_flow)

@@ -175,7 +175,7 @@ def _stage_one(
             blur_steps=10,
             **options,
         )
-    (eps,) = family.log
+    eps = family.log[0]  # the first apply moves x by the random draws
     return loss, traced, eps[:, 0]
 
 
@@ -274,6 +274,44 @@ def test_consistency_term_vanishes_for_an_equivariant_pose() -> None:
     wrong_way, _, _ = _stage_one(x, _CentroidPose(-1.0), **options)
     # the centroid angle is exactly equivariant up to interpolation: the term adds little
     assert float((exact - plain).max()) < 0.05 * float((wrong_way - plain).min())
+
+
+def _blurred_prototypes(x: np.ndarray, pose_net: nnx.Module, sigma: float) -> np.ndarray:
+    """x̂ = T_f(x)⁻¹ x by SciPy's rotation, blurred by SciPy: ``(batch, H, W)``."""
+    poses = np.asarray(pose_net(jnp.asarray(x)))[:, 0]
+    back = np.stack([rotate(image, -p) for image, p in zip(x[..., 0], poses, strict=True)])
+    return ndimage.gaussian_filter(
+        back.astype(np.float64), (0, sigma, sigma), mode="constant", truncate=3.0
+    )
+
+
+def test_template_term_is_the_distance_to_the_nearest_template() -> None:
+    net = make_two_stage_sgm((SIZE, SIZE, 1), seed=3, **SMALL).pose_net
+    bank = np.random.default_rng(0).uniform(0, 0.3, (2, SIZE, SIZE, 1)).astype(np.float32)
+    plain, _, eps = _stage_one(X_SMALL, net, blur=0.0, num_samples=2)
+    options = {"templates": 2, "template_weight": 0.7, "template_blur": 1.0}
+    with substitute(data={"pose_templates": jnp.asarray(bank)}):
+        total, _, same_eps = _stage_one(X_SMALL, net, blur=0.0, num_samples=2, **options)
+    np.testing.assert_array_equal(eps, same_eps)
+    prototypes = _blurred_prototypes(X_SMALL, net, 1.0)
+    distances = ((prototypes[:, None] - bank[None, ..., 0]) ** 2).sum((2, 3))  # (batch, K)
+    np.testing.assert_allclose(total - plain, 0.7 * distances.min(1), rtol=1e-3, atol=1e-4)
+
+
+def test_templates_start_as_the_first_batchs_prototypes() -> None:
+    net = make_two_stage_sgm((SIZE, SIZE, 1), seed=3, **SMALL).pose_net
+    _, traced, _ = _stage_one(X_SMALL, net, blur=0.0, num_samples=1, templates=2)
+    site = traced["pose_templates"]
+    assert site["type"] == "param"
+    expected = _blurred_prototypes(X_SMALL, net, 1.0)[:2, ..., None]
+    np.testing.assert_allclose(site["value"], expected, atol=1e-4)
+    with pytest.raises(ValueError, match=r"at least as many examples as templates \(4\)"):
+        _stage_one(X_SMALL, net, blur=0.0, num_samples=1, templates=4)
+    for name, value in (("template_weight", 0.0), ("template_blur", math.nan)):
+        with pytest.raises(ValueError, match=f"{name} must be a finite number > 0"):
+            make_two_stage_sgm((8, 8, 1), seed=0, templates=2, **{name: value}, **SMALL)
+    with pytest.raises(ValueError, match="templates must be at least 0"):
+        make_two_stage_sgm((8, 8, 1), seed=0, templates=-1, **SMALL)
 
 
 @pytest.mark.parametrize(("step", "half_width"), [(None, 0.0), (5, math.pi / 2), (10, math.pi)])
