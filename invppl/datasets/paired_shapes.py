@@ -2,7 +2,7 @@
 
 The shapes are :mod:`invppl.datasets.dsprites`' (square, ellipse, heart),
 drawn by its :func:`~invppl.datasets.dsprites.render_sprites`. Each factor
-takes values on a grid, like dSprites' discrete factors:
+takes values on a grid, like dSprites' discrete factors::
 
     shape       the chosen shapes (absent if only one is chosen)
     scale       levels evenly spaced over [0.5, 1], ends included
@@ -22,7 +22,7 @@ et al., "On Disentangled Representations Learned from Correlated Data", ICML
 2021, correlate e.g. x with y and scale with shape): the classes are
 ``floor(L · U)`` of uniforms U, and with probability w the pair shares one
 uniform (b's is 1 − a's if ρ < 0), otherwise they are independent. The
-marginals stay uniform, and w = |ρ| / c(L_a, L_b), with c the correlation of
+marginals stay uniform, and ``w = |ρ| / c(L_a, L_b)``, with c the correlation of
 two class indices cut from one uniform (1 when L_a = L_b), makes the Pearson
 correlation of the two class indices exactly ρ.
 
@@ -439,9 +439,8 @@ def shapes_with_fixed_factor(
     Each group's first image is drawn from the space's law; the others copy
     its class of ``factor`` and draw every other factor afresh (as
     disentanglement_lib's BetaVAE and FactorVAE samplers do, also under a
-    correlated law). This is what the metrics' ``GroupSampler`` asks for::
-
-        sampler = lambda seed, k, g, s: encode(shapes_with_fixed_factor(g, s, k, seed=seed).images)
+    correlated law). This is what the metrics' ``GroupSampler`` asks for
+    (:mod:`invppl.metrics.disentanglement.interventions` shows one).
 
     Args:
         num_groups, group_size: at least 1 each.

@@ -19,7 +19,7 @@ factors can be discretised with the same :func:`histogram_discretize`.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -42,7 +42,8 @@ __all__ = [
 ]
 
 
-class MIGResult(NamedTuple):
+@dataclass(frozen=True)
+class MIGResult:
     """The result of :func:`mutual_information_gap`.
 
     Attributes:
@@ -59,7 +60,8 @@ class MIGResult(NamedTuple):
     entropy: np.ndarray
 
 
-class ModularityResult(NamedTuple):
+@dataclass(frozen=True)
+class ModularityResult:
     """The result of :func:`modularity`.
 
     Attributes:

@@ -6,8 +6,12 @@ group_size) -> codes`` of shape ``(num_groups, group_size, d)``: within each
 group the factor ``factor_index`` takes one value (drawn per group from its
 law), every other factor is drawn independently, and the observations are
 encoded. ``group_size = 1`` thus draws independent observations. For
-:mod:`invppl.datasets.paired_shapes` it is
-``lambda seed, k, g, s: encode(shapes_with_fixed_factor(g, s, k, seed=seed).images)``.
+:mod:`invppl.datasets.paired_shapes`, with ``encode`` mapping ``(n, h, w, c)``
+images to ``(n, d)`` codes::
+
+    def sampler(seed, k, g, s):
+        images = shapes_with_fixed_factor(g, s, k, seed=seed).images
+        return encode(images.reshape(g * s, *images.shape[2:])).reshape(g, s, -1)
 
 Both follow disentanglement_lib (``evaluation/metrics/beta_vae.py`` and
 ``factor_vae.py``); its defaults (batch 64, 10,000 training and 5,000
@@ -18,7 +22,7 @@ too, and scaled down in the tests. Every draw is seeded from ``seed``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -34,7 +38,8 @@ GroupSampler = Callable[[int, int, int, int], ArrayLike]
 of observations that share, within a group, the value of factor ``factor_index``."""
 
 
-class BetaVAEResult(NamedTuple):
+@dataclass(frozen=True)
+class BetaVAEResult:
     """The result of :func:`beta_vae_score`.
 
     Attributes:
@@ -48,7 +53,8 @@ class BetaVAEResult(NamedTuple):
     converged: bool
 
 
-class FactorVAEResult(NamedTuple):
+@dataclass(frozen=True)
+class FactorVAEResult:
     """The result of :func:`factor_vae_score`.
 
     Attributes:
@@ -165,7 +171,7 @@ def beta_vae_score(
 
     A training point is a batch of ``batch_size`` pairs of observations that
     share the value of one factor k (a value per pair; k drawn uniformly), its
-    feature the mean over the batch of |z1 − z2| per code dimension and its
+    feature the mean over the batch of ``|z1 − z2|`` per code dimension and its
     label k. A linear classifier predicts k; the score is its accuracy on
     fresh evaluation points. As disentanglement_lib's ``compute_beta_vae_sklearn``:
     scikit-learn's ``LogisticRegression`` with its defaults (lbfgs, C = 1;

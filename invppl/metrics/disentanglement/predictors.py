@@ -8,7 +8,8 @@ here one sample of codes and factors is split at random by ``seed``
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -30,7 +31,8 @@ _ENTROPY_FLOOR = 1e-11
 """Added to every importance before the entropies, as disentanglement_lib does."""
 
 
-class DCIResult(NamedTuple):
+@dataclass(frozen=True)
+class DCIResult:
     """The result of :func:`dci`.
 
     Attributes:
@@ -52,7 +54,8 @@ class DCIResult(NamedTuple):
     converged: bool
 
 
-class SAPResult(NamedTuple):
+@dataclass(frozen=True)
+class SAPResult:
     """The result of :func:`sap_score`.
 
     Attributes:
