@@ -10,6 +10,9 @@ takes values on a grid, like dSprites' discrete factors::
                 square's rotation is periodic with period π/2, so −π/4 and
                 π/4 draw the same square (a circular factor)
     pos_x/pos_y levels evenly spaced over [−0.6, 0.6], ends included
+    hue         optional (``levels={"hue": L}``): L hues evenly spaced over
+                [0, 1), the end left out (periodic), at full saturation and
+                value; the images are then RGB
 
 (:func:`shape_factor_space` changes the levels and ranges.) A factor's
 *class* is its grid index, the discrete value that the disentanglement
@@ -63,6 +66,7 @@ __all__ = [
     "PairedShapes",
     "ShapeFactorSpace",
     "ShapeGroups",
+    "hue_to_rgb",
     "make_paired_shapes",
     "shape_factor_space",
     "shapes_with_fixed_factor",
@@ -116,7 +120,7 @@ class ShapeFactorSpace:
 
 
 def _grid(name: str, levels: int, low: float, high: float) -> np.ndarray:
-    if name == "rotation":  # periodic for squares: leave the upper end out
+    if name in ("rotation", "hue"):  # periodic (rotation for squares): leave the upper end out
         return low + (high - low) * np.arange(levels) / levels
     return np.linspace(low, high, levels)
 
@@ -180,7 +184,8 @@ def shape_factor_space(
     Args:
         shapes: which shapes to draw (names from ``SHAPES``); with one, there
             is no ``shape`` factor.
-        levels: overrides of :data:`DEFAULT_LEVELS`, each at least 2.
+        levels: overrides of :data:`DEFAULT_LEVELS`, each at least 2; a
+            ``"hue"`` entry adds a colour factor (RGB images).
         ranges: overrides of :data:`DEFAULT_RANGES` as ``(low, high)``; scales
             must stay positive and positions keep every shape in frame.
         correlation: ρ, the Pearson correlation of each correlated pair's class indices.
@@ -193,16 +198,18 @@ def shape_factor_space(
     """
     chosen = _chosen_shapes(shapes)
     given = dict(levels or {})
-    unknown = sorted(set(given) - set(_CONTINUOUS))
+    known = (*_CONTINUOUS, "hue")
+    unknown = sorted(set(given) - set(known))
     if unknown:
-        raise ValueError(f"levels names unknown factor(s) {unknown}; expected from {_CONTINUOUS}")
+        raise ValueError(f"levels names unknown factor(s) {unknown}; expected from {known}")
+    drawn = _CONTINUOUS + (("hue",) if "hue" in given else ())
     counts = {
-        name: check_int(given.get(name, DEFAULT_LEVELS[name]), f"levels[{name!r}]", minimum=2)
-        for name in _CONTINUOUS
+        name: check_int(given.get(name, DEFAULT_LEVELS.get(name)), f"levels[{name!r}]", minimum=2)
+        for name in drawn
     }
-    bounds = _check_ranges(ranges)
-    names = (("shape",) if len(chosen) > 1 else ()) + _CONTINUOUS
-    grids = [_grid(name, counts[name], *bounds[name]) for name in _CONTINUOUS]
+    bounds = {**_check_ranges(ranges), "hue": (0.0, 1.0)}
+    names = (("shape",) if len(chosen) > 1 else ()) + drawn
+    grids = [_grid(name, counts[name], *bounds[name]) for name in drawn]
     if len(chosen) > 1:
         grids.insert(0, np.array([float(SHAPES.index(s)) for s in chosen]))
     rho, pairs = _check_correlation(correlation, correlated, names, [g.size for g in grids])
@@ -214,7 +221,8 @@ class PairedShapes:
     """Pairs of images that share all factors but ``k``, with the truth of both.
 
     Attributes:
-        images1, images2: ``(n, size, size, 1)`` float32 in [0, 1].
+        images1, images2: ``(n, size, size, c)`` float32 in [0, 1] (c = 3
+            with a hue factor, else 1).
         factors1, factors2: ``(n, f)`` float32 rendered values, columns ``factor_names``.
         classes1, classes2: ``(n, f)`` int32 grid classes (nearest level).
         changed: ``(n, f)`` bool, the factors that x2 changes.
@@ -242,7 +250,8 @@ class ShapeGroups:
     """Groups of images that share one factor's value (for the BetaVAE / FactorVAE scores).
 
     Attributes:
-        images: ``(num_groups, group_size, size, size, 1)`` float32 in [0, 1].
+        images: ``(num_groups, group_size, size, size, c)`` float32 in [0, 1]
+            (c = 3 with a hue factor, else 1).
         factors: ``(num_groups, group_size, f)`` float32 rendered values.
         classes: ``(num_groups, group_size, f)`` int32 grid classes.
         factor: the index of the factor shared within each group.
@@ -316,11 +325,26 @@ def _jitter(
     return jittered
 
 
+def hue_to_rgb(hue: np.ndarray) -> np.ndarray:
+    """``(n, 3)`` RGB in [0, 1] of ``(n,)`` hues in [0, 1) at full saturation and value.
+
+    >>> hue_to_rgb(np.array([0.0, 1 / 3, 2 / 3])).tolist()
+    [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    """
+    sixths = 6.0 * np.asarray(hue, dtype=np.float64)[:, None]
+    return np.clip(
+        np.abs(sixths - np.array([3.0, 2.0, 4.0])) * np.array([1, -1, -1])
+        + np.array([-1.0, 2.0, 2.0]),
+        0.0,
+        1.0,
+    )
+
+
 def _render(values: np.ndarray, space: ShapeFactorSpace, size: int, supersample: int) -> np.ndarray:
-    """``(n, size, size, 1)`` images of ``(n, f)`` factor values."""
+    """``(n, size, size, c)`` images of ``(n, f)`` factor values (c = 3 with a hue, else 1)."""
     column = {name: values[:, j] for j, name in enumerate(space.names)}
     labels = column.get("shape", np.full(values.shape[0], SHAPES.index(space.shapes[0])))
-    return render_sprites(
+    images = render_sprites(
         np.rint(labels).astype(np.int64),
         column["scale"],
         column["rotation"],
@@ -329,6 +353,9 @@ def _render(values: np.ndarray, space: ShapeFactorSpace, size: int, supersample:
         size=size,
         supersample=supersample,
     )
+    if "hue" not in column:
+        return images
+    return images * hue_to_rgb(column["hue"]).astype(np.float32)[:, None, None, :]
 
 
 def _check_pair_arguments(
@@ -473,7 +500,7 @@ def shapes_with_fixed_factor(
     values = space.values(classes)
     images = _render(values.reshape(-1, len(space.names)), space, size, supersample)
     return ShapeGroups(
-        images=images.reshape(num_groups, group_size, size, size, 1),
+        images=images.reshape(num_groups, group_size, *images.shape[1:]),
         factors=values.astype(np.float32),
         classes=classes.astype(np.int32),
         factor=factor,

@@ -221,3 +221,36 @@ def test_fixed_factor_groups_reject_bad_arguments() -> None:
         shapes_with_fixed_factor(2, 2, 5, seed=0)
     with pytest.raises(ValueError, match="group_size must be at least 1"):
         shapes_with_fixed_factor(2, 0, 1, seed=0)
+
+
+def test_a_hue_factor_colours_the_shape() -> None:
+    space = shape_factor_space(levels={"hue": 6})
+    assert space.names[-1] == "hue"
+    np.testing.assert_allclose(space.grids[-1], np.arange(6) / 6)
+    pairs = make_paired_shapes(60, seed=6, k=6, space=space, **SMALL)
+    assert pairs.images1.shape == (60, 12, 12, 3)
+    assert count_differences(pairs.classes1, pairs.classes2) == [6] * 60
+    labels, scale, rotation, x, y, hue = pairs.factors1.T
+    coverage = render_sprites(labels.astype(np.int64), scale, rotation, x, y, **SMALL)
+    # the six hues of the grid are red, yellow, green, cyan, blue, magenta
+    colours = np.array([[1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 1, 1], [0, 0, 1], [1, 0, 1]])
+    expected = coverage * colours[np.rint(hue * 6).astype(int)][:, None, None, :]
+    np.testing.assert_allclose(pairs.images1, expected, atol=1e-6)
+
+
+def test_the_true_factors_score_one_through_the_metrics_sampler() -> None:
+    from invppl.metrics import factor_vae_score, mutual_information_gap
+
+    def sampler(seed: int, factor: int, num_groups: int, group_size: int) -> np.ndarray:
+        groups = shapes_with_fixed_factor(
+            num_groups, group_size, factor, seed=seed, size=4, supersample=1
+        )
+        return groups.classes.astype(float) * np.array([1.0, 2.0, 0.5, 3.0, 1.5])
+
+    result = factor_vae_score(
+        sampler, 5, seed=0, num_train=100, num_eval=100, num_variance_estimate=500
+    )
+    assert result.eval_accuracy == 1.0
+    groups = shapes_with_fixed_factor(2000, 1, 0, seed=1, size=4, supersample=1)
+    classes = groups.classes[:, 0]
+    assert mutual_information_gap(groups.factors[:, 0], classes).score > 0.99
