@@ -429,3 +429,14 @@ def test_samplers_are_checked() -> None:
     growing = lambda seed, k, g, s: np.zeros((g, s, 5 + k))
     with pytest.raises(ValueError, match="expected codes of shape"):
         beta_vae_score(growing, NUM_FACTORS, **small)
+
+
+def test_building_blocks_name_their_argument() -> None:
+    with pytest.raises(ValueError, match="codes must have an integer dtype"):
+        discrete_mutual_information(GOOD_CODES, GOOD_FACTORS)
+    with pytest.raises(ValueError, match=r"codes must have shape \(n, num_factors\)"):
+        discrete_mutual_information(np.float64(1.0), GOOD_FACTORS)
+    with pytest.raises(ValueError, match="factors is empty"):
+        discrete_entropy(np.zeros((0, 2), dtype=int))
+    with pytest.raises(ValueError, match="values contains 1 NaN"):
+        histogram_discretize(np.array([[0.0], [np.nan]]))

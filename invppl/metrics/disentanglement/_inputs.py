@@ -27,19 +27,21 @@ _DISCRETE_HINT = (
 )
 
 
-def check_codes(codes: ArrayLike, *, minimum_rows: int = 2, minimum_dims: int = 1) -> np.ndarray:
+def check_codes(
+    codes: ArrayLike, *, minimum_rows: int = 2, minimum_dims: int = 1, name: str = "codes"
+) -> np.ndarray:
     """``codes`` checked to be a finite ``(n, d)`` real matrix; returned as float64."""
     hint = " (reshape one-dimensional codes to (n, 1))"
-    array = code_matrix(codes, "codes", rows="n", hint=hint, allow_bool=True)
+    array = code_matrix(codes, name, rows="n", hint=hint, allow_bool=True)
     if array.shape[0] < minimum_rows:
         raise ValueError(
-            f"codes has {array.shape[0]} row(s) (shape {array.shape}); need at least "
+            f"{name} has {array.shape[0]} row(s) (shape {array.shape}); need at least "
             f"{minimum_rows} examples"
         )
-    array = finite_codes(array, "codes")
+    array = finite_codes(array, name)
     if array.shape[1] < minimum_dims:
         raise ValueError(
-            f"codes has {array.shape[1]} dimension(s) (shape {array.shape}); this metric "
+            f"{name} has {array.shape[1]} dimension(s) (shape {array.shape}); this metric "
             f"compares the best code dimension with the second best, so it needs at least "
             f"{minimum_dims}"
         )
@@ -47,35 +49,44 @@ def check_codes(codes: ArrayLike, *, minimum_rows: int = 2, minimum_dims: int = 
 
 
 def check_factors(
-    factors: ArrayLike, num_rows: int, *, discrete: bool = True, minimum_factors: int = 1
+    factors: ArrayLike,
+    num_rows: int | None,
+    *,
+    discrete: bool = True,
+    minimum_factors: int = 1,
+    name: str = "factors",
+    other: str = "codes",
 ) -> np.ndarray:
-    """``factors`` checked to be an ``(n, f)`` matrix with ``n == num_rows``.
+    """``factors`` checked to be an ``(n, f)`` matrix with ``n == num_rows`` (any n for None).
 
     Discrete factors must be integers (or bools) and are returned as int64;
-    otherwise any finite reals, returned as float64.
+    otherwise any finite reals, returned as float64. ``other`` names the
+    array whose rows they must match.
     """
     array = np.asarray(factors)
     if array.ndim != 2:
         raise ValueError(
-            f"factors must have shape (n, num_factors), got ndim {array.ndim} with shape "
-            f"{array.shape} (reshape a single factor to (n, 1))"
+            f"{name} must have shape (n, num_factors), got ndim {array.ndim} with shape "
+            f"{array.shape} (reshape a single column to (n, 1))"
         )
-    if array.shape[0] != num_rows:
+    if num_rows is not None and array.shape[0] != num_rows:
         raise ValueError(
-            f"factors has {array.shape[0]} rows but codes has {num_rows}: give the true "
+            f"{name} has {array.shape[0]} rows but {other} has {num_rows}: give the true "
             "factors of every coded example, in the same order"
         )
+    if array.shape[0] == 0:
+        raise ValueError(f"{name} is empty (shape {array.shape}); need at least one example")
     if array.shape[1] < minimum_factors:
         raise ValueError(
-            f"factors has {array.shape[1]} column(s); this metric needs at least "
+            f"{name} has {array.shape[1]} column(s); this metric needs at least "
             f"{minimum_factors} factor(s)"
         )
     if not is_real(array, allow_bool=True):
-        raise ValueError(f"factors must be real numbers, got dtype {array.dtype}")
+        raise ValueError(f"{name} must be real numbers, got dtype {array.dtype}")
     if not discrete:
-        return finite_float64(array, "factors")
+        return finite_float64(array, name)
     if not (np.issubdtype(array.dtype, np.integer) or array.dtype == np.bool_):
-        raise ValueError(f"factors must have an integer dtype, got {array.dtype}{_DISCRETE_HINT}")
+        raise ValueError(f"{name} must have an integer dtype, got {array.dtype}{_DISCRETE_HINT}")
     return array.astype(np.int64)
 
 

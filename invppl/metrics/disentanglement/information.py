@@ -95,7 +95,7 @@ def histogram_discretize(values: ArrayLike, num_bins: int = 20) -> np.ndarray:
     >>> histogram_discretize(np.array([[0.0], [0.4], [0.6], [1.0]]), num_bins=2).ravel().tolist()
     [0, 0, 1, 1]
     """
-    array = check_codes(values, minimum_rows=1)
+    array = check_codes(values, minimum_rows=1, name="values")
     num_bins = check_num_bins(num_bins)
     bins = np.empty(array.shape, dtype=np.int64)
     for column in range(array.shape[1]):
@@ -135,10 +135,8 @@ def discrete_mutual_information(codes: ArrayLike, factors: ArrayLike) -> np.ndar
     >>> float(discrete_mutual_information(same, same)[0, 0]) == float(np.log(2))
     True
     """
-    code_labels = check_factors(codes, np.shape(codes)[0])
+    code_labels = check_factors(codes, None, name="codes")
     factor_labels = check_factors(factors, code_labels.shape[0])
-    if code_labels.shape[0] == 0:
-        raise ValueError("codes is empty; need at least one example")
     info = np.empty((code_labels.shape[1], factor_labels.shape[1]))
     for i in range(code_labels.shape[1]):
         for j in range(factor_labels.shape[1]):
@@ -148,7 +146,7 @@ def discrete_mutual_information(codes: ArrayLike, factors: ArrayLike) -> np.ndar
 
 def discrete_entropy(factors: ArrayLike) -> np.ndarray:
     """``(f,)`` empirical entropy in nats of each column of ``(n, f)`` integer labels."""
-    labels = check_factors(factors, np.shape(factors)[0])
+    labels = check_factors(factors, None)
     return np.array(
         [_mutual_information(labels[:, j], labels[:, j]) for j in range(labels.shape[1])]
     )
