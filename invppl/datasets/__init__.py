@@ -7,6 +7,8 @@ Randomness comes from explicit seeds (``numpy.random.default_rng(seed)``).
 - :func:`load_mnist`, :func:`load_digits8`: real digits (bundled, or MNIST IDX files).
 - :func:`rotated_mnist`, :func:`colour_mnist`: digits moved by known per-class laws.
 - :func:`make_dsprites`: procedural squares, ellipses and hearts with known factor laws.
+- :func:`make_paired_shapes`, :func:`shapes_with_fixed_factor`: pairs of those shapes sharing
+  all factors but k, and groups sharing one factor (paired weak supervision, metrics).
 - :func:`make_tree_data`: tree-correlated latents and observations (Tang et al. 2019).
 - :func:`load_adult`, :func:`load_german`: UCI tabular data with sensitive attributes.
 - :mod:`invppl.datasets.laws`: the laws (:class:`UniformLaw`, :class:`DeltaLaw`, ...).
@@ -43,6 +45,17 @@ from invppl.datasets.laws import (
     sample_by_class,
 )
 from invppl.datasets.mnist import MNIST, load_mnist, read_idx
+from invppl.datasets.paired_shapes import (
+    DEFAULT_LEVELS,
+    DEFAULT_RANGES,
+    PAIR_MODES,
+    PairedShapes,
+    ShapeFactorSpace,
+    ShapeGroups,
+    make_paired_shapes,
+    shape_factor_space,
+    shapes_with_fixed_factor,
+)
 from invppl.datasets.rotated_mnist import RotatedMNIST, rotate_images, rotated_mnist
 from invppl.datasets.tree import TreeData, make_tree_data
 from invppl.datasets.uci import (
@@ -61,8 +74,11 @@ __all__ = [
     "BASE_RADIUS",
     "DEFAULT_BASE_COLOUR",
     "DEFAULT_LAWS",
+    "DEFAULT_LEVELS",
+    "DEFAULT_RANGES",
     "FACTORS",
     "MNIST",
+    "PAIR_MODES",
     "SHAPES",
     "SHAPE_AREAS",
     "SYMMETRY_ORDER",
@@ -76,8 +92,11 @@ __all__ = [
     "LawLike",
     "MixtureLaw",
     "NormalLaw",
+    "PairedShapes",
     "RotatedMNIST",
     "Sampler",
+    "ShapeFactorSpace",
+    "ShapeGroups",
     "TabularData",
     "TabularSplit",
     "TreeData",
@@ -93,6 +112,7 @@ __all__ = [
     "load_german",
     "load_mnist",
     "make_dsprites",
+    "make_paired_shapes",
     "make_tree_data",
     "read_idx",
     "render_sprites",
@@ -100,4 +120,6 @@ __all__ = [
     "rotated_mnist",
     "sample_by_class",
     "sha256_of",
+    "shape_factor_space",
+    "shapes_with_fixed_factor",
 ]

@@ -21,6 +21,10 @@
   adversaries (logistic regression and 1-3 hidden-layer networks) trained to
   predict a categorical target from frozen codes, their held-out accuracy read
   against the majority-class rate (invariant representations, Moyer et al.).
+- :mod:`invppl.metrics.disentanglement`: :func:`beta_vae_score`,
+  :func:`factor_vae_score`, :func:`mutual_information_gap` (MIG),
+  :func:`dci`, :func:`sap_score` and :func:`modularity`, after the
+  definitions of disentanglement_lib (paired weak supervision).
 """
 
 from invppl.metrics.adversary import (
@@ -30,6 +34,24 @@ from invppl.metrics.adversary import (
     adversary_accuracy_split,
 )
 from invppl.metrics.congealing import Congealed, congeal
+from invppl.metrics.disentanglement import (
+    BetaVAEResult,
+    DCIResult,
+    FactorVAEResult,
+    GroupSampler,
+    MIGResult,
+    ModularityResult,
+    SAPResult,
+    beta_vae_score,
+    dci,
+    discrete_entropy,
+    discrete_mutual_information,
+    factor_vae_score,
+    histogram_discretize,
+    modularity,
+    mutual_information_gap,
+    sap_score,
+)
 from invppl.metrics.graph import (
     NCRRResult,
     RowDistances,
@@ -51,22 +73,38 @@ from invppl.metrics.wasserstein import (
 __all__ = [
     "ADVERSARY_MODELS",
     "AdversaryResult",
+    "BetaVAEResult",
     "CdfLike",
     "Congealed",
+    "DCIResult",
+    "FactorVAEResult",
+    "GroupSampler",
     "InvarianceReport",
     "LawRecovery",
+    "MIGResult",
+    "ModularityResult",
     "NCRRResult",
     "RowDistances",
+    "SAPResult",
     "adversary_accuracy",
     "adversary_accuracy_split",
+    "beta_vae_score",
     "clustering_accuracy",
     "congeal",
+    "dci",
+    "discrete_entropy",
+    "discrete_mutual_information",
     "expected_distance_rows",
     "expected_squared_distance",
+    "factor_vae_score",
+    "histogram_discretize",
     "law_recovery",
     "link_prediction_ncrr",
+    "modularity",
+    "mutual_information_gap",
     "pose_equivariance_error",
     "prototype_invariance",
+    "sap_score",
     "spectral_clustering_accuracy",
     "wasserstein_circle",
     "wasserstein_line",

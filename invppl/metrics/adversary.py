@@ -43,7 +43,6 @@ initialisation, shuffling and validation split). A model that stops at
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -53,6 +52,7 @@ from numpy.typing import ArrayLike
 
 from invppl._checks import check_int
 from invppl.metrics._checks import as_float, code_matrix, finite_codes
+from invppl.metrics._fitting import fit_recording_convergence
 
 __all__ = [
     "ADVERSARY_MODELS",
@@ -393,17 +393,7 @@ def _fit_and_score(
     scikit-learn's ConvergenceWarning is caught and turned into ``converged =
     False``; any other warning is passed on.
     """
-    from sklearn.exceptions import ConvergenceWarning
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
-        model.fit(train_codes, train_classes)
-    converged = True
-    for record in caught:
-        if issubclass(record.category, ConvergenceWarning):
-            converged = False
-        else:
-            warnings.warn_explicit(record.message, record.category, record.filename, record.lineno)
+    converged = fit_recording_convergence(model, train_codes, train_classes)
     predicted = model.predict(test_codes)
     return float(np.mean(predicted == test_classes)), converged
 

@@ -10,6 +10,8 @@
 - :mod:`invppl.models.correlated_vae`: Correlated VAEs (Tang et al. 2019), CVAE_corr,
   CVAE_ind and the VAE baseline on graph data.
 - :mod:`invppl.models.invariant_vae`: the invariant conditional VAE (Moyer et al. 2018).
+- :mod:`invppl.models.paired_vae`: paired weak supervision (Locatello et al. 2020):
+  Ada-GVAE, Ada-ML-VAE, their true-k variants and a β-VAE on pairs.
 """
 
 from invppl.models.correlated_vae import (
@@ -26,6 +28,7 @@ from invppl.models.invariant_vae import (
     invariant_vae_model,
     make_invariant_vae,
 )
+from invppl.models.paired_vae import PairedVAE, make_paired_vae, paired_vae_guide, paired_vae_model
 from invppl.models.sgm import SGM, JointSymmetry, make_sgm, sgm_guide, sgm_model
 from invppl.models.sgm_two_stage import (
     LearnedSymmetry,
@@ -48,6 +51,7 @@ __all__ = [
     "InvariantVAE",
     "JointSymmetry",
     "LearnedSymmetry",
+    "PairedVAE",
     "TwoStageSGM",
     "augmentation_bounds",
     "correlated_vae_guide",
@@ -62,10 +66,13 @@ __all__ = [
     "make_correlated_vae",
     "make_invariant_vae",
     "make_invvae",
+    "make_paired_vae",
     "make_sgm",
     "make_two_stage_sgm",
     "make_vae",
     "no_guide",
+    "paired_vae_guide",
+    "paired_vae_model",
     "pose_model",
     "sgm_guide",
     "sgm_model",
