@@ -48,41 +48,33 @@ class Congealed:
     """Mean absolute change of the poses in the last round: near 0 when settled."""
 
 
-def _search(family: TransformFamily, x: Array, template: Array, grid: Array, sigma: float) -> Array:
-    """The grid value minimising each image's blurred distance to ``template``: ``(n,)``."""
-
-    def cost(value: Array) -> Array:
-        back = family.apply(x, jnp.full((x.shape[0], 1), -value))
-        blurred = gaussian_blur(back, sigma, radius=math.ceil(3 * sigma))
-        return jnp.square(blurred - template).sum((1, 2, 3))
-
-    costs = jax.lax.map(cost, grid)  # (G, n)
-    return grid[jnp.argmin(costs, axis=0)]
-
-
-def _refine(
-    family: TransformFamily, x: Array, template: Array, coarse: Array, step: float, sigma: float
+def _best(
+    family: TransformFamily, x: Array, template: Array, centre: Array, offsets: Array, sigma: float
 ) -> Array:
-    """Per image, the best of 9 values within one coarse step of its coarse pose: ``(n,)``."""
-    offsets = jnp.linspace(-step, step, 9)
+    """Per image, the best of ``centre + offsets`` ``(n,)`` + ``(G,)``: the pose ``(n,)``.
+
+    Best: the smallest blurred squared distance of T_θ⁻¹ x to ``template`` ``(1, H, W, C)``.
+    """
 
     def cost(offset: Array) -> Array:
-        back = family.apply(x, -(coarse + offset)[:, None])
+        back = family.apply(x, -(centre + offset)[:, None])
         blurred = gaussian_blur(back, sigma, radius=math.ceil(3 * sigma))
         return jnp.square(blurred - template).sum((1, 2, 3))
 
-    costs = jax.lax.map(cost, offsets)  # (9, n)
-    return coarse + offsets[jnp.argmin(costs, axis=0)]
+    costs = jax.lax.map(cost, offsets)  # (G, n)
+    return centre + offsets[jnp.argmin(costs, axis=0)]
 
 
 def _round(
     family: TransformFamily, x: Array, poses: Array, grid: Array, sigma: float
 ) -> tuple[Array, Array]:
+    """One template update and one coarse-to-fine search: new poses ``(n,)``, template."""
     radius = math.ceil(3 * sigma)
     template = gaussian_blur(family.apply(x, -poses[:, None]), sigma, radius=radius).mean(0)
-    coarse = _search(family, x, template[None], grid, sigma)
+    coarse = _best(family, x, template[None], jnp.zeros_like(poses), grid, sigma)
     step = grid[1] - grid[0]
-    return _refine(family, x, template[None], coarse, step, sigma), template
+    fine = jnp.linspace(-step, step, 9)
+    return _best(family, x, template[None], coarse, fine, sigma), template
 
 
 def congeal(
