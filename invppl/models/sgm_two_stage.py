@@ -364,6 +364,29 @@ class TwoStageSGM:
         )
 
 
+def _stage_one_options(family: TransformFamily, **settings: Any) -> dict[str, Any]:
+    """Checks stage 1's settings (see :func:`make_two_stage_sgm`): :func:`pose_model`'s keywords."""
+    blur, consistency = settings["blur"], settings["consistency"]
+    if blur < 0 or not math.isfinite(blur):
+        raise ValueError(f"blur must be a finite width >= 0 in pixels, got {blur}")
+    counts = {"num_samples": 1, "blur_steps": 1, "consistency_steps": 0}
+    counts |= {"augment_warmup": 0, "templates": 0}
+    for name, minimum in counts.items():
+        settings[name] = check_int(settings[name], name, minimum=minimum)
+    for name in ("template_weight", "template_blur"):
+        if not (math.isfinite(settings[name]) and settings[name] > 0):
+            raise ValueError(f"{name} must be a finite number > 0, got {settings[name]}")
+    if consistency < 0 or not math.isfinite(consistency):
+        raise ValueError(f"consistency must be a finite weight >= 0, got {consistency}")
+    if consistency > 0 and not isinstance(family, Affine | Colour | AffineColour):
+        raise ValueError(
+            f"consistency > 0 needs a family with matrices (Affine, Colour or AffineColour), "
+            f"got {type(family).__name__}; use consistency=0"
+        )
+    floats = ("blur", "consistency", "template_weight", "template_blur")
+    return {k: float(v) if k in floats else int(v) for k, v in settings.items()}
+
+
 def make_two_stage_sgm(
     image_shape: tuple[int, int, int],
     transformations: Sequence[str] | TransformFamily = ("rotation",),
@@ -417,23 +440,18 @@ def make_two_stage_sgm(
         else transform_family(list(transformations))
     )
     low, high = augmentation_bounds(family, bounds)
-    if blur < 0 or not math.isfinite(blur):
-        raise ValueError(f"blur must be a finite width >= 0 in pixels, got {blur}")
-    num_samples = check_int(num_samples, "num_samples", minimum=1)
-    blur_steps = check_int(blur_steps, "blur_steps", minimum=1)
-    consistency_steps = check_int(consistency_steps, "consistency_steps", minimum=0)
-    augment_warmup = check_int(augment_warmup, "augment_warmup", minimum=0)
-    templates = check_int(templates, "templates", minimum=0)
-    for name, value in (("template_weight", template_weight), ("template_blur", template_blur)):
-        if not (math.isfinite(value) and value > 0):
-            raise ValueError(f"{name} must be a finite number > 0, got {value}")
-    if consistency < 0 or not math.isfinite(consistency):
-        raise ValueError(f"consistency must be a finite weight >= 0, got {consistency}")
-    if consistency > 0 and not isinstance(family, Affine | Colour | AffineColour):
-        raise ValueError(
-            f"consistency > 0 needs a family with matrices (Affine, Colour or AffineColour), "
-            f"got {type(family).__name__}; use consistency=0"
-        )
+    options = _stage_one_options(
+        family,
+        num_samples=num_samples,
+        blur=blur,
+        blur_steps=blur_steps,
+        consistency=consistency,
+        consistency_steps=consistency_steps,
+        augment_warmup=augment_warmup,
+        templates=templates,
+        template_weight=template_weight,
+        template_blur=template_blur,
+    )
     rngs = nnx.Rngs(seed)
     shape = (int(image_shape[0]), int(image_shape[1]), int(image_shape[2]))
     pose_net = PoseNetwork(shape, family.parameters, rngs=rngs, hidden=hidden)
@@ -441,20 +459,5 @@ def make_two_stage_sgm(
     prior_flow = eta_flow(
         jax.random.key(seed), family.parameters, context_dim, knots=knots, layers=flow_layers
     )
-    model = partial(
-        pose_model,
-        pose_net=pose_net,
-        family=family,
-        low=low,
-        high=high,
-        num_samples=int(num_samples),
-        blur=float(blur),
-        blur_steps=int(blur_steps),
-        consistency=float(consistency),
-        consistency_steps=int(consistency_steps),
-        augment_warmup=int(augment_warmup),
-        templates=int(templates),
-        template_weight=float(template_weight),
-        template_blur=float(template_blur),
-    )
+    model = partial(pose_model, pose_net=pose_net, family=family, low=low, high=high, **options)
     return TwoStageSGM(model, family, shape, pose_net, prior_embedding, prior_flow)
