@@ -23,10 +23,15 @@ Tasks:
 - ``shapes-scale``: centred, upright, (log_scale_x, log_scale_y) with one
   random law of log scale in [log 0.55, 0] per shape (both axes the same).
 - ``digits-rotation``: bundled MNIST digits 1, 2, 3, 4, 7, a random kind per
-  digit (every kind at least once). Digits carry their own natural slant,
-  which an equivariant pose function cannot tell from a rotation, so a
-  point-mass or narrow law comes out widened by it; the table shows the
-  natural spread of each digit's principal axis as a rough guide.
+  digit (every kind at least once). Digits lean by their own angle, which an
+  equivariant pose function cannot tell from a rotation, so a point-mass or
+  narrow law comes out widened by it: each row also prints ``oracle``, the W1
+  to the law of the applied angle plus the digit's own (congealed,
+  :func:`invppl.metrics.congeal`) angle, what a pose frame consistent across
+  the class would give, and ``natural``, the spread of the own angles.
+- ``digits-aligned-rotation``: the same with every digit first turned by minus
+  its congealed angle, so that the applied law is the whole truth (the
+  oracle's floor is the test sample's own noise).
 
 Tolerances (W1): rotation 0.10 rad (0.15 for two modes), translation 0.05
 (0.075), log scale 0.05 (0.075).
