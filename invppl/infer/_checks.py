@@ -159,7 +159,10 @@ def _data_keywords(function: Callable[..., Any]) -> tuple[list[str], list[str]] 
             continue
         if name in bound:
             continue
-        (required if parameter.default is inspect.Parameter.empty else optional).append(name)
+        if parameter.default is inspect.Parameter.empty:
+            required.append(name)
+        elif parameter.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD:
+            optional.append(name)  # keyword-only options are settings, not data
     return required, optional
 
 
