@@ -208,7 +208,7 @@ def _check_options(
     if checkpoint_every is not None and checkpoint_dir is None:
         raise ValueError("checkpoint_every needs a checkpoint_dir to write to")
     if checkpoint_dir is not None:
-        check_writable_folder(checkpoint_dir, "checkpoint_dir")
+        check_writable_folder(checkpoint_dir, "checkpoint_dir")  # type: ignore[arg-type]
     if keep_best and eval_data is None:
         raise ValueError("keep_best needs eval_data: it keeps the evaluation with the best ELBO")
 
