@@ -32,7 +32,7 @@ from invppl._checks import check_int
 from invppl._io import check_writable_folder, write_json
 from invppl.datasets import load_mnist, make_dsprites, rotated_mnist
 from invppl.datasets.laws import Law, MixtureLaw, UniformLaw
-from invppl.infer import fit, fit_two_stage, iwae_bound
+from invppl.infer import fit, fit_two_stage, iwae_bound, list_checkpoints
 from invppl.infer.fit import CHECKPOINT_EVERY
 from invppl.metrics import law_recovery, pose_equivariance_error, prototype_invariance
 from invppl.models import make_sgm, make_two_stage_sgm, make_vae
@@ -311,8 +311,9 @@ def _fit_all(
 def _check_same_run(folder: Path, previous: Mapping[str, Any], config: Mapping[str, Any]) -> None:
     """Raises ``ValueError`` unless ``config`` may resume or extend the run ``previous``.
 
-    Only ``steps`` may change, and only grow (not for the two-stage SGM, whose
-    stage schedules depend on it); the message names every changed key.
+    Only ``steps`` may change (not for the two-stage SGM, whose stage schedules
+    depend on it), and not below the steps already done; the message names every
+    changed key.
     """
     changed = [
         f"{key} is {previous.get(key)!r} there, {value!r} now"
@@ -323,8 +324,8 @@ def _check_same_run(folder: Path, previous: Mapping[str, Any], config: Mapping[s
     if changed:
         raise ValueError(
             f"{folder} holds a run with another configuration ({'; '.join(changed)}); resume "
-            "it with the same settings (only a larger steps extends it), or choose another "
-            "folder"
+            "it with the same settings (only steps may change: a larger one extends it), or "
+            "choose another folder"
         )
     if config["steps"] == previous["steps"]:
         return
@@ -334,10 +335,11 @@ def _check_same_run(folder: Path, previous: Mapping[str, Any], config: Mapping[s
             "schedules (blur and consistency steps) are set by steps, so it cannot be extended "
             f"to {config['steps']}; choose another folder"
         )
-    if config["steps"] < previous["steps"]:
+    done = max((step for step, _ in list_checkpoints(folder / "checkpoints")), default=0)
+    if config["steps"] < done:
         raise ValueError(
-            f"{folder} holds a run of {previous['steps']} steps; steps={config['steps']} would "
-            "shorten it (a run can be extended, not shortened); choose another folder"
+            f"{folder} holds a run that has done {done} steps already; steps={config['steps']} "
+            f"would undo some; give steps of at least {done}, or choose another folder"
         )
 
 
