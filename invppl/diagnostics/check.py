@@ -325,7 +325,7 @@ def check_eta(
         model, guide: a fitted NumPyro model/guide pair, called as ``model(x)`` and
             ``guide(x)``, whose latent sites lie in the data plate.
         params: the fitted parameters and mutable state (e.g.
-            ``{**result.params, **(result.state.mutable_state or {})}``).
+            ``FitResult.params_and_state``).
         x: ``(N, ...)`` the examples to check, e.g. ``(N, H, W, C)`` images.
         parameters: η's transformation parameters (default: the η site's own).
         eta_site: the name of η's site in both model and guide.
