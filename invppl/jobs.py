@@ -2,7 +2,10 @@
 
 A fit writes a run folder: ``config.json`` (everything needed to rebuild the
 data split and the model), ``checkpoints/`` (orbax, see
-:func:`invppl.infer.fit`) and ``fit.json`` (losses and timings).
+:func:`invppl.infer.fit`) and ``fit.json`` (losses and timings). Running the
+same fit on the folder again resumes it (after an interruption, or from the last
+intact checkpoint when one is damaged); a larger ``steps`` extends a finished
+run; any other change of the configuration is refused, naming each changed key.
 ``invppl evaluate RUN`` rebuilds the model from ``config.json``, restores the
 last checkpoint and writes ``evaluation.json``: the test IWAE bound for the VAE
 and the jointly fitted SGM; prototype invariance and per-class circular
@@ -26,15 +29,18 @@ import jax.numpy as jnp
 import numpy as np
 
 from invppl._checks import check_int
-from invppl._io import write_json
+from invppl._io import check_writable_folder, write_json
 from invppl.datasets import load_mnist, make_dsprites, rotated_mnist
 from invppl.datasets.laws import Law, MixtureLaw, UniformLaw
-from invppl.infer import fit, fit_two_stage, iwae_bound
+from invppl.infer import fit, fit_two_stage, iwae_bound, list_checkpoints
+from invppl.infer.fit import CHECKPOINT_EVERY
 from invppl.metrics import law_recovery, pose_equivariance_error, prototype_invariance
 from invppl.models import make_sgm, make_two_stage_sgm, make_vae
 
 __all__ = [
     "DATASETS",
+    "FINAL_LOSS_IS",
+    "IWAE_IS",
     "MODELS",
     "ROTATED_MNIST_LAWS",
     "ROTATION_TOLERANCE",
@@ -48,6 +54,18 @@ __all__ = [
 
 MODELS = ("vae", "sgm", "sgm-two-stage")
 DATASETS = ("rotated-mnist", "dsprites")
+
+FINAL_LOSS_IS = (
+    "the mean training loss of the last 50 steps (the progress bar's last 'loss'); for SVI "
+    "-ELBO per example of the training minibatches, in nats (lower is better)"
+)
+"""What ``fit.json``'s ``final_loss`` is, in words (written beside it)."""
+
+IWAE_IS = (
+    "the importance-weighted lower bound on log p(x) per test image, in nats: a log "
+    "likelihood, so negative for images and higher is better (not a loss)"
+)
+"""What ``evaluation.json``'s ``test_iwae_nats`` is, in words (written beside it)."""
 
 ROTATED_MNIST_LAWS: dict[int, Law] = {
     0: UniformLaw(-math.pi, math.pi),
@@ -255,7 +273,13 @@ def _build(config: Mapping[str, Any], image_shape: tuple[int, int, int]) -> Any:
     )
 
 
-def _fit_all(config: Mapping[str, Any], data: JobData, folder: Path, progress: bool) -> Any:
+def _fit_all(
+    config: Mapping[str, Any],
+    data: JobData,
+    folder: Path,
+    progress: bool,
+    checkpoint_every: int | None = None,
+) -> Any:
     """Fits (or, with checkpoints present, restores) the configured model."""
     image_shape = tuple(int(s) for s in data.x_train.shape[1:])
     built = _build(config, image_shape)  # type: ignore[arg-type]
@@ -279,8 +303,61 @@ def _fit_all(config: Mapping[str, Any], data: JobData, folder: Path, progress: b
         {"x": data.x_train},
         num_steps=config["steps"],
         checkpoint_dir=folder / "checkpoints",
+        checkpoint_every=checkpoint_every,
         **common,
     )
+
+
+def _check_same_run(folder: Path, previous: Mapping[str, Any], config: Mapping[str, Any]) -> None:
+    """Raises ``ValueError`` unless ``config`` may resume or extend the run ``previous``.
+
+    Only ``steps`` may change (not for the two-stage SGM, whose stage schedules
+    depend on it), and not below the steps already done; the message names every
+    changed key.
+    """
+    changed = [
+        f"{key} is {previous.get(key)!r} there, {value!r} now"
+        for key, value in config.items()
+        if key != "steps" and previous.get(key) != value
+    ]
+    changed += [f"{key} is {previous[key]!r} there, unset now" for key in previous.keys() - config]
+    if changed:
+        raise ValueError(
+            f"{folder} holds a run with another configuration ({'; '.join(changed)}); resume "
+            "it with the same settings (only steps may change: a larger one extends it), or "
+            "choose another folder"
+        )
+    if config["steps"] == previous["steps"]:
+        return
+    if config["model"] == "sgm-two-stage":
+        raise ValueError(
+            f"{folder} holds a sgm-two-stage run of {previous['steps']} steps; its stage "
+            "schedules (blur and consistency steps) are set by steps, so it cannot be extended "
+            f"to {config['steps']}; choose another folder"
+        )
+    done = max((step for step, _ in list_checkpoints(folder / "checkpoints")), default=0)
+    if config["steps"] < done:
+        raise ValueError(
+            f"{folder} holds a run that has done {done} steps already; steps={config['steps']} "
+            f"would undo some; give steps of at least {done}, or choose another folder"
+        )
+
+
+def _fit_summary(config: Mapping[str, Any], fits: Mapping[str, Any]) -> dict[str, Any]:
+    """``fit.json``'s content: the configuration and, per fit, steps, message, time, loss."""
+    return {
+        "config": dict(config),
+        "fits": {
+            name: {
+                "steps_done": r.steps_done,
+                "message": r.message,
+                "seconds": r.seconds,
+                "final_loss": r.final_loss(),
+                "final_loss_is": FINAL_LOSS_IS,
+            }
+            for name, r in fits.items()
+        },
+    }
 
 
 def run_fit(
@@ -296,11 +373,22 @@ def run_fit(
     context_dim: int = 16,
     max_examples: int = 100_000,
     progress: bool = True,
+    checkpoint_every: int | None = None,
 ) -> dict[str, Any]:
     """Fits ``model`` on ``dataset`` into the run folder ``out``; returns ``fit.json``'s content.
 
-    Running it again on the same folder resumes from the latest checkpoint.
+    Running it again on the same folder resumes from the latest intact
+    checkpoint; a larger ``steps`` extends a finished run (not a two-stage
+    one). ``checkpoint_every`` defaults to :data:`invppl.infer.fit.CHECKPOINT_EVERY`
+    steps; a SIGINT or SIGTERM saves a checkpoint too.
+
+    Raises:
+        ValueError, TypeError, OSError: before any work, for an unknown model or
+            dataset, a bad count, an ``out`` that cannot be written, or a run
+            folder holding another configuration (naming each changed key).
+        invppl.infer.FitInterrupted: on SIGINT or SIGTERM, once saved.
     """
+    folder = check_writable_folder(out, "the run folder")
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; expected one of {MODELS}")
     for name, value in (
@@ -309,9 +397,18 @@ def run_fit(
         ("hidden", hidden),
         ("latent_dim", latent_dim),
         ("context_dim", context_dim),
+        ("max_examples", max_examples),
     ):
-        if int(value) != value or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value}")
+        check_int(value, name, minimum=1)
+    if checkpoint_every is not None:
+        check_int(checkpoint_every, "checkpoint_every", minimum=1)
+        if model == "sgm-two-stage":
+            raise ValueError(
+                "checkpoint_every is not supported for sgm-two-stage: each stage saves a "
+                f"checkpoint every {CHECKPOINT_EVERY} steps, at its end and on SIGINT/SIGTERM"
+            )
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; expected one of {DATASETS}")
     config = {
         "model": model,
         "dataset": dataset,
@@ -323,15 +420,9 @@ def run_fit(
         "context_dim": context_dim,
         "max_examples": max_examples,
     }
-    folder = Path(out)
     saved = folder / "config.json"
     if saved.exists():
-        previous = json.loads(saved.read_text())
-        if previous != config:
-            raise ValueError(
-                f"{folder} holds a run with another configuration ({previous}); "
-                "choose another folder"
-            )
+        _check_same_run(folder, json.loads(saved.read_text()), config)
     data = job_data(dataset, seed=seed, max_examples=max_examples)
     if batch_size > len(data.x_train):
         raise ValueError(
@@ -339,24 +430,13 @@ def run_fit(
         )
     folder.mkdir(parents=True, exist_ok=True)
     write_json(config, saved)
-    _, result = _fit_all(config, data, folder, progress)
+    _, result = _fit_all(config, data, folder, progress, checkpoint_every)
     fits = (
         {"pose": result.pose, "prior": result.prior}
         if model == "sgm-two-stage"
         else {"svi": result}
     )
-    summary = {
-        "config": config,
-        "fits": {
-            name: {
-                "steps_done": r.steps_done,
-                "message": r.message,
-                "seconds": r.seconds,
-                "final_loss": float(np.mean(r.losses[-50:])) if r.losses.size else math.nan,
-            }
-            for name, r in fits.items()
-        },
-    }
+    summary = _fit_summary(config, fits)
     write_json(summary, folder / "fit.json")
     return summary
 
@@ -379,9 +459,16 @@ def _load_config(folder: Path) -> dict[str, Any]:
 def run_evaluate(
     run: str | os.PathLike[str], *, iwae_samples: int = 64, progress: bool = False
 ) -> dict[str, Any]:
-    """Evaluates a run folder of :func:`run_fit`; returns what it writes to ``evaluation.json``."""
+    """Evaluates a run folder of :func:`run_fit`; returns what it writes to ``evaluation.json``.
+
+    For the VAE and the jointly fitted SGM: ``test_iwae_nats`` (see
+    :data:`IWAE_IS`, also written beside it as ``test_iwae_is``),
+    ``iwae_samples`` and ``test_images``.
+    """
     folder = Path(run)
     config = _load_config(folder)
+    check_writable_folder(folder, "the run folder")
+    check_int(iwae_samples, "iwae_samples", minimum=1)
     data = job_data(config["dataset"], seed=config["seed"], max_examples=config["max_examples"])
     built, result = _fit_all(config, data, folder, progress)  # restores; nothing left to fit
     evaluation: dict[str, Any] = {"config": config}
@@ -397,16 +484,17 @@ def run_evaluate(
         }
         evaluation["rotation_per_class"], _ = rotation_report(symmetry, data, seed=config["seed"])
     else:
-        params = {**result.params, **(result.state.mutable_state or {})}
         evaluation["test_iwae_nats"] = iwae_bound(
             built.model,
             built.guide,
-            params,
+            result.params_and_state,
             {"x": data.x_test},
             seed=config["seed"],
             num_samples=iwae_samples,
         )
+        evaluation["test_iwae_is"] = IWAE_IS
         evaluation["iwae_samples"] = iwae_samples
+        evaluation["test_images"] = len(data.x_test)
     write_json(evaluation, folder / "evaluation.json")
     return evaluation
 
@@ -447,15 +535,16 @@ def run_diagnose(
             f"check ({why}); diagnose needs an SGM fitted by joint SVI (invppl fit --model sgm)"
         )
     check_int(examples, "examples", minimum=1)
+    report = Path(out) if out is not None else folder / "diagnostics"
+    check_writable_folder(report, "the report folder")
     data = job_data(config["dataset"], seed=config["seed"], max_examples=config["max_examples"])
     if examples > len(data.x_test):
         raise ValueError(f"examples={examples} exceeds the {len(data.x_test)} test examples")
     built, result = _fit_all(config, data, folder, progress)  # restores; nothing left to fit
-    params = {**result.params, **(result.state.mutable_state or {})}
     check = check_eta(
         built.model,
         built.guide,
-        params,
+        result.params_and_state,
         jnp.asarray(data.x_test[:examples]),
         guide_samples=guide_samples,
         num_chains=num_chains,
@@ -465,6 +554,7 @@ def run_diagnose(
         sbc_simulations=sbc_simulations,
         loss=result.losses,
         seed=config["seed"],
+        progress=progress,
     )
     settings = {
         "run": str(folder),
@@ -479,4 +569,4 @@ def run_diagnose(
         "example_classes": [int(v) for v in data.labels_test[:examples]],
         "example_true_angles": [float(v) for v in data.angles_test[:examples]],
     }
-    return write_report(check, Path(out) if out is not None else folder / "diagnostics", settings)
+    return write_report(check, report, settings)

@@ -341,7 +341,7 @@ print(f"−ELBO per image: {first:.1f} at the first step, {last:.1f} at the last
 # `loss` keeps the fit's loss history in the result, beside the draws.
 
 # %%
-params = {**result.params, **(result.state.mutable_state or {})}
+params = result.params_and_state  # params with the NNX mutable state
 x_checked = jnp.asarray(data.x_test[:num_checked])
 clock = time.perf_counter()
 check = check_eta(

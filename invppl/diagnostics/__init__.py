@@ -5,7 +5,8 @@
 - :mod:`~invppl.diagnostics.reference`: a NUTS reference posterior per example,
   networks fixed, with R-hat / ESS / divergence flags;
 - :mod:`~invppl.diagnostics.compare`: guide vs reference, W1 (circular where
-  periodic) and interval coverage;
+  periodic) and interval coverage; :func:`eta_summary`, a per-example summary
+  that is circular for periodic parameters (``arviz.summary`` is not);
 - :mod:`~invppl.diagnostics.psis`: Pareto k̂ of the guide per example;
 - :mod:`~invppl.diagnostics.sbc`: simulation-based calibration;
 - :mod:`~invppl.diagnostics.check`: all of it in :func:`check_eta`;
@@ -14,7 +15,12 @@
 """
 
 from invppl.diagnostics.check import EtaCheck, check_eta
-from invppl.diagnostics.compare import central_interval, compare_to_reference, worst_examples
+from invppl.diagnostics.compare import (
+    central_interval,
+    compare_to_reference,
+    eta_summary,
+    worst_examples,
+)
 from invppl.diagnostics.convert import (
     eta_parameters,
     from_guide,
@@ -36,6 +42,7 @@ __all__ = [
     "compare_to_reference",
     "convergence",
     "eta_parameters",
+    "eta_summary",
     "from_guide",
     "from_mcmc",
     "guide_draws",

@@ -16,7 +16,9 @@ For the chosen examples x_1..x_N it
 The result holds the DataTree and one summary table, a row per example and
 parameter, whose ``trusted`` column says whether the guide passes for that
 example: the reference converged, k̂ ≤ 0.7, and the guide's 90% interval holds
-at least ``min_coverage`` (default 0.8) of the reference's mass.
+at least ``min_coverage`` (default 0.8) of the reference's mass; its ``why``
+column says, in words, which of these failed and by how much. With
+``progress=True`` a bar names each stage as it runs.
 """
 
 from __future__ import annotations
@@ -29,16 +31,19 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 from jax import Array
+from tqdm import tqdm
 from xarray import DataTree
 
 from invppl._checks import check_int
 from invppl.diagnostics._checks import check_counts, check_guide_has_eta
-from invppl.diagnostics.compare import compare_to_reference, worst_examples
+from invppl.diagnostics.compare import compare_to_reference, eta_summary, worst_examples
 from invppl.diagnostics.convert import eta_parameters, from_guide, latent_sites
 from invppl.diagnostics.psis import KHAT_UNRELIABLE, MIN_SAMPLES, pareto_khat
 from invppl.diagnostics.reference import convergence, reference_posterior
 from invppl.diagnostics.sbc import SBCResult, sbc
 from invppl.transforms.support import Parameter
+
+_STAGES = ("guide draws", "NUTS reference", "comparison", "PSIS k-hat", "calibration (SBC)")
 
 __all__ = ["EtaCheck", "check_eta"]
 
@@ -55,7 +60,8 @@ class EtaCheck:
         summary: one row per (example, parameter): ``w1``, ``ref_sd``,
             ``w1_relative``, ``coverage_50``, ``coverage_90``, ``khat``,
             ``psis_ess``, ``rhat``, ``ess_bulk``, ``ess_tail``, ``divergences``,
-            ``reference_converged`` and ``trusted``.
+            ``reference_converged``, ``trusted`` and ``why`` (why not trusted,
+            in words; empty when trusted).
         sbc: the calibration result (ranks and uniformity tests per parameter),
             or None when skipped.
         parameters: η's transformation parameters.
@@ -79,6 +85,17 @@ class EtaCheck:
             groups["observed_data"] = self.tree["observed_data"].to_dataset()
         return DataTree.from_dict(groups)
 
+    def eta_summary(self, group: str = "posterior", prob: float = 0.9) -> pd.DataFrame:
+        """Mean, sd and interval per (example, parameter), circular where η is periodic.
+
+        The guide's draws (``group="reference_posterior"``: NUTS'); see
+        :func:`invppl.diagnostics.eta_summary`, and use it rather than
+        ``arviz.summary``, which would average angles on the line.
+        """
+        return eta_summary(
+            self.tree, self.parameters, group=group, eta_site=self.eta_site, prob=prob
+        )
+
     def worst(self, n: int = 5, by: str = "w1_relative") -> pd.DataFrame:
         """The ``n`` (example, parameter) rows the guide gets most wrong."""
         return worst_examples(self.summary, n, by)
@@ -96,6 +113,7 @@ class EtaCheck:
             "parameters": [p.name for p in self.parameters],
             "examples": int(summary.index.get_level_values("example").nunique()),
             "untrusted_examples": examples_where(~summary.trusted),
+            "untrusted_why": _why_by_example(summary),
             "unreliable_psis_examples": examples_where(summary.khat > KHAT_UNRELIABLE),
             "unconverged_reference_examples": examples_where(~summary.reference_converged),
             "summary": rows.to_dict(orient="records"),
@@ -187,14 +205,54 @@ def _psis_group(khat: pd.DataFrame, labels: np.ndarray) -> xr.Dataset:
     )
 
 
+def _why_by_example(summary: pd.DataFrame) -> dict[str, str]:
+    """``{example: why}`` for each untrusted example, its parameters' reasons joined once each."""
+    reasons: dict[str, list[str]] = {}
+    for (example, parameter), why in summary.why.items():
+        if why:
+            listed = reasons.setdefault(str(example), [])
+            for reason in why.split("; "):
+                reason = reason.replace("90% coverage", f"{parameter}: 90% coverage")
+                if reason not in listed:
+                    listed.append(reason)
+    return {example: "; ".join(listed) for example, listed in reasons.items()}
+
+
+def _why(row: Any, rhat_max: float, ess_min: float, min_coverage: float) -> str:
+    """Why the (example, parameter) ``row`` of the summary is not trusted ("" if it is)."""
+    reasons = []
+    if not row.reference_converged:
+        failed = [f"R-hat {row.rhat:.3f} > {rhat_max}"] if row.rhat > rhat_max else []
+        failed += [
+            f"{kind} ESS {value:.0f} < {ess_min:.0f}"
+            for kind, value in (("bulk", row.ess_bulk), ("tail", row.ess_tail))
+            if value < ess_min
+        ]
+        failed += [f"{int(row.divergences)} divergences"] if row.divergences > 0 else []
+        reasons.append(f"reference not converged ({', '.join(failed)})")
+    if not row.khat <= KHAT_UNRELIABLE:
+        reasons.append(f"PSIS k-hat {row.khat:.2f} > {KHAT_UNRELIABLE}")
+    if not row.coverage_90 >= min_coverage:
+        reasons.append(
+            f"90% coverage {row.coverage_90:.2f} < {min_coverage} (the guide is over-confident)"
+        )
+    return "; ".join(reasons)
+
+
 def _summary(
-    compared: pd.DataFrame, khat: pd.DataFrame, converged: pd.DataFrame, min_coverage: float
+    compared: pd.DataFrame,
+    khat: pd.DataFrame,
+    converged: pd.DataFrame,
+    min_coverage: float,
+    thresholds: tuple[float, float] = (1.01, 400.0),
 ) -> pd.DataFrame:
     """One row per (example, parameter): the comparison, k̂ and the reference's convergence.
 
     ``compared`` is indexed by (example, parameter), ``khat`` and ``converged`` by
     example; ``trusted`` holds where the reference converged, k̂ ≤ 0.7 and the
-    guide's 90% interval holds at least ``min_coverage`` of the reference's mass.
+    guide's 90% interval holds at least ``min_coverage`` of the reference's mass;
+    ``why`` says which failed, given the convergence ``thresholds``
+    ``(rhat_max, ess_min)``.
     """
     summary = compared.join(khat.rename(columns={"ess": "psis_ess"}).drop(columns="reliable"))
     summary = summary.join(converged.rename(columns={"converged": "reference_converged"}))
@@ -203,6 +261,7 @@ def _summary(
         & (summary.khat <= KHAT_UNRELIABLE)
         & (summary.coverage_90 >= min_coverage)
     )
+    summary["why"] = [_why(row, *thresholds, min_coverage) for row in summary.itertuples()]
     return summary
 
 
@@ -212,6 +271,23 @@ def _sbc_group(ranks: np.ndarray, parameters: Sequence[Parameter]) -> xr.Dataset
         {"ranks": (("simulation", "parameter"), ranks)},
         coords={"parameter": [p.name for p in parameters]},
     )
+
+
+class _Stages:
+    """A bar over :func:`check_eta`'s stages, naming the one running (disabled without progress)."""
+
+    def __init__(self, progress: bool, with_sbc: bool) -> None:
+        self.names = _STAGES if with_sbc else _STAGES[:-1]
+        self.bar = tqdm(total=len(self.names), disable=not progress, desc="check_eta", unit="stage")
+        self.bar.set_postfix_str(self.names[0])
+
+    def next(self) -> None:
+        """Marks the running stage done; names the next one, or closes the bar after the last."""
+        self.bar.update(1)
+        if self.bar.n < len(self.names):
+            self.bar.set_postfix_str(self.names[self.bar.n])
+        else:
+            self.bar.close()
 
 
 def check_eta(
@@ -236,6 +312,7 @@ def check_eta(
     loss: np.ndarray | None = None,
     reference: DataTree | None = None,
     seed: int = 0,
+    progress: bool = False,
 ) -> EtaCheck:
     """Checks the guide's η posterior on the examples ``x`` (see the module docs).
 
@@ -248,7 +325,7 @@ def check_eta(
         model, guide: a fitted NumPyro model/guide pair, called as ``model(x)`` and
             ``guide(x)``, whose latent sites lie in the data plate.
         params: the fitted parameters and mutable state (e.g.
-            ``{**result.params, **(result.state.mutable_state or {})}``).
+            ``FitResult.params_and_state``).
         x: ``(N, ...)`` the examples to check, e.g. ``(N, H, W, C)`` images.
         parameters: η's transformation parameters (default: the η site's own).
         eta_site: the name of η's site in both model and guide.
@@ -270,6 +347,8 @@ def check_eta(
             :func:`reference_posterior` call, to judge several guides of one model
             against one NUTS run; the NUTS settings are then unused.
         seed: the PRNG seed of every step (the reference runs with ``seed + 1``).
+        progress: show a bar over the stages (guide draws, NUTS, comparison,
+            PSIS, SBC) on stderr, naming the one running.
 
     Raises:
         KeyError: the model or guide has no η site ``eta_site``.
@@ -291,6 +370,7 @@ def check_eta(
     parameters = _checked_parameters(
         model, guide, params, x, parameters, eta_site, reference, examples
     )
+    stages = _Stages(progress, sbc_simulations is not None)
     tree = from_guide(
         guide,
         params,
@@ -302,6 +382,7 @@ def check_eta(
         examples=examples,
         loss=loss,
     )
+    stages.next()
     if reference is None:
         reference = reference_posterior(
             model,
@@ -318,18 +399,23 @@ def check_eta(
         )
     tree["reference_posterior"] = reference["posterior"].to_dataset()
     tree["reference_sample_stats"] = reference["sample_stats"].to_dataset()
+    stages.next()
     converged = convergence(
         reference, parameters, eta_site=eta_site, rhat_max=rhat_max, ess_min=ess_min
     )
     compared = compare_to_reference(tree, reference, parameters, eta_site=eta_site)
     labels = tree.posterior.coords["example"].values
+    stages.next()
     khat = pareto_khat(
         model, guide, params, x, num_samples=guide_samples, seed=seed + 2, examples=labels
     )
     tree["psis"] = _psis_group(khat, labels)
-    summary = _summary(compared, khat, converged, min_coverage)
+    chains = int(reference["posterior"].sizes["chain"])
+    thresholds = (rhat_max, 100.0 * chains if ess_min is None else float(ess_min))
+    summary = _summary(compared, khat, converged, min_coverage, thresholds)
     calibration = None
     if sbc_simulations is not None:
+        stages.next()
         calibration = sbc(
             model,
             guide,
@@ -342,4 +428,5 @@ def check_eta(
             seed=seed + 3,
         )
         tree["sbc"] = _sbc_group(calibration.ranks, parameters)
+    stages.next()
     return EtaCheck(tree, summary, calibration, parameters, eta_site)

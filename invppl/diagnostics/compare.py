@@ -23,7 +23,7 @@ from xarray import DataTree
 from invppl.metrics.wasserstein import wasserstein_circle, wasserstein_line
 from invppl.transforms.support import Parameter, Periodic
 
-__all__ = ["central_interval", "compare_to_reference", "worst_examples"]
+__all__ = ["central_interval", "compare_to_reference", "eta_summary", "worst_examples"]
 
 
 def _centred(values: np.ndarray, centre: float, period: float) -> np.ndarray:
@@ -131,3 +131,59 @@ def worst_examples(table: pd.DataFrame, n: int = 5, by: str = "w1_relative") -> 
     if by not in table.columns:
         raise KeyError(f"no column {by!r}; the table has {list(table.columns)}")
     return table.sort_values(by, ascending=False).head(n)
+
+
+def eta_summary(
+    tree: DataTree,
+    parameters: Sequence[Parameter],
+    *,
+    group: str = "posterior",
+    eta_site: str = "eta",
+    prob: float = 0.9,
+) -> pd.DataFrame:
+    """Per (example, parameter): mean, sd and central ``prob`` interval, circular where periodic.
+
+    Use it instead of ``arviz.summary`` for η: ArviZ treats every variable as
+    lying on the line, so for an angle whose draws straddle ±π it reports a
+    mean near 0 (the opposite side of the circle) and a huge sd. Here a
+    periodic parameter gets its circular mean (wrapped into its support), its
+    circular standard deviation √(−2 log R̄) (in the parameter's units) and
+    the central interval around the circular mean (bounds unwrapped, see
+    :func:`central_interval`); the others their mean, standard deviation and
+    quantile interval. The ``circular`` column says which.
+
+    Args:
+        tree: a DataTree with ``group`` holding η's draws ``(chain, draw,
+            example, parameter)`` (e.g. ``EtaCheck.tree``, group ``"posterior"``
+            for the guide, ``"reference_posterior"`` for NUTS).
+        parameters: η's transformation parameters (their supports say which
+            are periodic).
+    """
+    if group not in tree.children or eta_site not in tree[group]:
+        raise KeyError(f"the tree has no group {group!r} with η's site {eta_site!r}")
+    eta = tree[group][eta_site]
+    tail = (1 - prob) / 2
+    rows = []
+    for example in eta.coords["example"].values:
+        for p in parameters:
+            draws = np.asarray(eta.sel(example=example, parameter=p.name)).ravel()
+            support = p.support
+            period = support.period if isinstance(support, Periodic) else None
+            mean = float(np.mean(draws))
+            if isinstance(support, Periodic):
+                mean = support.low + float(
+                    np.mod(_circular_mean(draws, support.period) - support.low, support.period)
+                )
+            low, high = central_interval(draws, prob, period)
+            rows.append(
+                {
+                    "example": example,
+                    "parameter": p.name,
+                    "mean": mean,
+                    "sd": _spread(draws, period),
+                    f"q{tail:.0%}": low,
+                    f"q{1 - tail:.0%}": high,
+                    "circular": period is not None,
+                }
+            )
+    return pd.DataFrame(rows).set_index(["example", "parameter"])

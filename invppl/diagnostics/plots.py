@@ -1,7 +1,9 @@
 """Pictures of an :class:`~invppl.diagnostics.EtaCheck`: posteriors, forest plot, rank histograms.
 
-Each function returns a matplotlib ``Figure`` built with the object API (no
-pyplot state, nothing displayed until the caller shows or saves it); periodic
+Without a ``parameter``, the posteriors and the forest plot show every η
+parameter (one column each). Each function returns a matplotlib ``Figure``
+built with the object API (no pyplot state, nothing displayed until the caller
+shows or saves it); periodic
 parameters are drawn on their circle's interval (histograms) or around the
 guide's circular mean (intervals).
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -47,6 +50,29 @@ def _examples(check: EtaCheck, examples: Sequence[int] | None, limit: int) -> li
     return chosen
 
 
+def _edges(p: Parameter, bins: int) -> np.ndarray | None:
+    """Fixed histogram edges ``(bins + 1,)`` on a bounded support, else None (from the data)."""
+    if isinstance(p.support, Periodic | Interval):
+        return np.linspace(p.support.low, p.support.high, bins + 1)
+    return None
+
+
+def _posterior_panel(ax: Any, check: EtaCheck, example: int, p: Parameter, bins: int) -> None:
+    """One example's guide and reference histograms of ``p``, titled with its W1 and k̂."""
+    guide = _draws(check, "posterior", example, p.name)
+    reference = _draws(check, "reference_posterior", example, p.name)
+    grid = _edges(p, bins)
+    if grid is None:
+        grid = np.histogram_bin_edges(np.concatenate([guide, reference]), bins)
+    ax.hist(reference, bins=grid, density=True, color="0.6", label="NUTS reference")
+    ax.hist(guide, bins=grid, density=True, histtype="step", color="C0", lw=1.5, label="guide")
+    row = check.summary.loc[(example, p.name)]
+    flag = "" if row.reference_converged else " (ref. not conv.)"
+    ax.set_title(rf"ex. {example}: W1 {row.w1:.2f}, $\hat{{k}}$ {row.khat:.2f}{flag}", fontsize=8)
+    ax.set_yticks([])
+    ax.tick_params(labelsize=7)
+
+
 def plot_eta_posteriors(
     check: EtaCheck,
     parameter: str | None = None,
@@ -55,67 +81,43 @@ def plot_eta_posteriors(
     max_examples: int = 8,
     bins: int = 40,
 ) -> Figure:
-    """Per example, histograms of the guide's and the NUTS reference's draws of one parameter.
+    """Per example, histograms of the guide's and the NUTS reference's draws of η.
 
-    Each panel's title gives the W1 and k̂ of that example and marks examples
-    whose reference did not converge.
+    With ``parameter`` (or a one-parameter η) the examples fill a grid of up
+    to four columns; otherwise each row is an example and each column one of
+    η's parameters, named on top. Each panel's title gives the W1 and k̂ of
+    that example and marks examples whose reference did not converge.
     """
     chosen = _examples(check, examples, max_examples)
-    p = _parameter(check, parameter)
-    columns = min(4, len(chosen))
-    rows = math.ceil(len(chosen) / columns)
+    shown = [_parameter(check, parameter)] if parameter is not None else list(check.parameters)
+    if len(shown) == 1:
+        columns = min(4, len(chosen))
+        rows = math.ceil(len(chosen) / columns)
+        cells = [(example, shown[0]) for example in chosen]
+    else:
+        columns, rows = len(shown), len(chosen)
+        cells = [(example, p) for example in chosen for p in shown]
     fig = Figure(figsize=(3.2 * columns, 2.4 * rows))
     axes = fig.subplots(rows, columns, squeeze=False)
-    support = p.support
-    if isinstance(support, Periodic | Interval):
-        edges = np.linspace(support.low, support.high, bins + 1)
-    else:
-        edges = None
-    for ax, example in zip(axes.ravel(), chosen, strict=False):
-        guide = _draws(check, "posterior", example, p.name)
-        reference = _draws(check, "reference_posterior", example, p.name)
-        grid = (
-            edges
-            if edges is not None
-            else np.histogram_bin_edges(np.concatenate([guide, reference]), bins)
-        )
-        ax.hist(reference, bins=grid, density=True, color="0.6", label="NUTS reference")
-        ax.hist(guide, bins=grid, density=True, histtype="step", color="C0", lw=1.5, label="guide")
-        row = check.summary.loc[(example, p.name)]
-        flag = "" if row.reference_converged else " (ref. not conv.)"
-        ax.set_title(
-            rf"ex. {example}: W1 {row.w1:.2f}, $\hat{{k}}$ {row.khat:.2f}{flag}", fontsize=8
-        )
-        ax.set_yticks([])
-        ax.tick_params(labelsize=7)
-    for ax in axes.ravel()[len(chosen) :]:
+    for ax, (example, p) in zip(axes.ravel(), cells, strict=False):
+        _posterior_panel(ax, check, example, p, bins)
+    for ax in axes.ravel()[len(cells) :]:
         ax.axis("off")
     axes[0, 0].legend(fontsize=7)
-    fig.supxlabel(p.name)
+    if len(shown) == 1:
+        fig.supxlabel(shown[0].name)
+    else:
+        for ax, p in zip(axes[-1], shown, strict=True):
+            ax.set_xlabel(p.name)
     fig.tight_layout()
     return fig
 
 
-def plot_forest(
-    check: EtaCheck,
-    parameter: str | None = None,
-    *,
-    examples: Sequence[int] | None = None,
-    max_examples: int = 30,
-    probs: tuple[float, float] = (0.5, 0.9),
-) -> Figure:
-    """Per example, the guide's and the reference's central intervals of one parameter.
-
-    Thick bars are the ``probs[0]`` intervals, thin ones ``probs[1]``, dots the
-    medians (on a circle: each sample's intervals are taken around its own
-    circular mean and drawn relative to the reference's, so the seam never cuts
-    a bar and a guide half a turn away shows as such).
-    """
-    chosen = _examples(check, examples, max_examples)
-    p = _parameter(check, parameter)
+def _forest_axis(
+    ax: Any, check: EtaCheck, p: Parameter, chosen: list[int], probs: tuple[float, float]
+) -> None:
+    """The forest plot of parameter ``p`` for the examples ``chosen``, on ``ax``."""
     period = p.support.period if isinstance(p.support, Periodic) else None
-    fig = Figure(figsize=(5, 0.32 * len(chosen) + 1.2))
-    ax = fig.subplots()
     for row, example in enumerate(chosen):
         reference = _draws(check, "reference_posterior", example, p.name)
         anchor = 0.0
@@ -144,10 +146,33 @@ def plot_forest(
     ax.plot([], [], color="C0", lw=3.5, label="guide")
     ax.plot([], [], color="0.4", lw=3.5, label="NUTS reference")
     ax.set_yticks(range(len(chosen)), [str(e) for e in chosen])
-    ax.set_ylabel("example")
-    label = p.name if period is None else f"{p.name} − reference circular mean"
-    ax.set_xlabel(label)
-    ax.legend(fontsize=7, loc="best")
+    ax.set_xlabel(p.name if period is None else f"{p.name} − reference circular mean")
+
+
+def plot_forest(
+    check: EtaCheck,
+    parameter: str | None = None,
+    *,
+    examples: Sequence[int] | None = None,
+    max_examples: int = 30,
+    probs: tuple[float, float] = (0.5, 0.9),
+) -> Figure:
+    """Per example, the guide's and the reference's central intervals of η's parameters.
+
+    One panel per parameter (only ``parameter``'s when given). Thick bars are
+    the ``probs[0]`` intervals, thin ones ``probs[1]``, dots the medians (on a
+    circle: each sample's intervals are taken around its own circular mean and
+    drawn relative to the reference's, so the seam never cuts a bar and a
+    guide half a turn away shows as such).
+    """
+    chosen = _examples(check, examples, max_examples)
+    shown = [_parameter(check, parameter)] if parameter is not None else list(check.parameters)
+    fig = Figure(figsize=(5 * len(shown), 0.32 * len(chosen) + 1.2))
+    axes = fig.subplots(1, len(shown), squeeze=False)[0]
+    for ax, p in zip(axes, shown, strict=True):
+        _forest_axis(ax, check, p, chosen, probs)
+    axes[0].set_ylabel("example")
+    axes[0].legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig
 

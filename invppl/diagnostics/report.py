@@ -2,8 +2,8 @@
 
     summary.csv        one row per (example, parameter), as ``EtaCheck.summary``
     diagnostics.json   ``EtaCheck.to_dict()`` plus whatever the caller adds
-    posteriors.png     guide vs NUTS reference per example (first parameter)
-    forest.png         central intervals per example, guide beside reference
+    posteriors.png     guide vs NUTS reference per example and η parameter
+    forest.png         central intervals per example and η parameter, guide beside reference
     ranks.png          SBC rank histograms (when SBC ran)
 
 Every file is written whole or not at all (temporary file, then rename).

@@ -26,11 +26,37 @@ from numpyro.distributions import constraints
 from invppl.distributions._shapes import check_value_shape
 from invppl.transforms.family import TransformFamily, transform_family
 
-__all__ = ["KINDS", "ContinuousBernoulli", "image_likelihood", "likelihood_distribution"]
+__all__ = [
+    "KINDS",
+    "ContinuousBernoulli",
+    "check_kind",
+    "image_likelihood",
+    "likelihood_distribution",
+]
 
 Kind = Literal["normal", "bernoulli", "continuous_bernoulli"]
 KINDS: tuple[str, ...] = ("normal", "bernoulli", "continuous_bernoulli")
 _EPS = 1e-5
+
+_SUPPORTS = {
+    "normal": "any real values",
+    "bernoulli": "binary values {0, 1}",
+    "continuous_bernoulli": "intensities in [0, 1]",
+}
+
+
+def check_kind(kind: object) -> Kind:
+    """Returns ``kind`` if it names a likelihood, else raises ``ValueError`` listing them.
+
+    >>> check_kind("gaussian")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown likelihood kind 'gaussian'; expected one of 'normal' (any real values), ...
+    """
+    if kind not in KINDS:
+        choices = ", ".join(f"{k!r} ({_SUPPORTS[k]})" for k in KINDS)
+        raise ValueError(f"unknown likelihood kind {kind!r}; expected one of {choices}")
+    return kind  # type: ignore[return-value]
 
 
 class ContinuousBernoulli(dist.Distribution):
@@ -124,8 +150,7 @@ def likelihood_distribution(
             σ on one-channel images would broadcast against the channel axis
             into ``(batch, height, width, batch)``).
     """
-    if kind not in KINDS:
-        raise ValueError(f"unknown likelihood kind {kind!r}; expected one of {KINDS}")
+    check_kind(kind)
     mean_shape = tuple(jnp.shape(mean))
     if not 0 <= event_dims <= len(mean_shape):
         raise ValueError(
@@ -164,8 +189,7 @@ def image_likelihood(
         kind: ``"normal"`` (σ = ``scale``), ``"bernoulli"`` or ``"continuous_bernoulli"``.
         scale: σ for the Normal; pass a ``numpyro.param`` to learn it.
     """
-    if kind not in KINDS:
-        raise ValueError(f"unknown likelihood kind {kind!r}; expected one of {KINDS}")
+    check_kind(kind)
     if (eta is None) != (family is None):
         raise ValueError("give both eta and family, or neither (for an untransformed site)")
     if obs is not None and tuple(obs.shape) != tuple(prototype.shape):

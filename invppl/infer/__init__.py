@@ -7,7 +7,8 @@
 - :func:`fit_two_stage` fits the SGM's two stages (pose network, then p(η | x̂)).
 - :func:`iwae_bound` and :func:`elbo_per_example` bound log p(x) per example.
 - :func:`save_checkpoint`, :func:`load_checkpoint` and
-  :func:`latest_checkpoint` store fitting state with orbax.
+  :func:`latest_checkpoint` store fitting state with orbax;
+  :func:`verify_checkpoint` finds a damaged one.
 """
 
 import logging
@@ -20,8 +21,9 @@ from invppl.infer.checkpoint import (
     load_checkpoint,
     load_metadata,
     save_checkpoint,
+    verify_checkpoint,
 )
-from invppl.infer.fit import ExtendBatch, FitResult, fit, minibatch_indices
+from invppl.infer.fit import ExtendBatch, FitInterrupted, FitResult, fit, minibatch_indices
 from invppl.infer.graph_batches import GraphBatches
 from invppl.infer.iwae import DATA_PLATE, elbo_per_example, iwae_bound, per_example_log_weight
 from invppl.infer.two_stage import TwoStageFit, fit_two_stage, stage_optimizer
@@ -33,6 +35,7 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 __all__ = [
     "DATA_PLATE",
     "ExtendBatch",
+    "FitInterrupted",
     "FitResult",
     "GraphBatches",
     "TwoStageFit",
@@ -50,4 +53,5 @@ __all__ = [
     "per_example_log_weight",
     "save_checkpoint",
     "stage_optimizer",
+    "verify_checkpoint",
 ]

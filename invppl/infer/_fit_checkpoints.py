@@ -5,12 +5,18 @@ and holds the pytree ``{"svi_state": SVIState, "losses": (step,) array, "step":
 int64 scalar}`` and the JSON metadata of :func:`run_metadata` (the settings a
 resuming run must share) followed by ``"step"``, ``"loss_dtype"`` (the losses'
 dtype name), ``"eval"`` (the evaluations so far) and ``"invppl_version"``.
+
+A damaged checkpoint (a file truncated, altered or deleted; see
+:func:`invppl.infer.checkpoint.verify_checkpoint`) is never resumed: it is moved
+aside to ``<name>.damaged`` and the run falls back to the latest intact one,
+saying so.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -23,6 +29,7 @@ from numpyro.infer.svi import SVIState
 import invppl
 from invppl.infer._checks import model_name, num_examples
 from invppl.infer.checkpoint import (
+    checkpoint_dirs,
     checkpoint_path,
     list_checkpoints,
     load_checkpoint,
@@ -38,6 +45,7 @@ __all__ = [
     "restore",
     "run_metadata",
     "save_run",
+    "set_aside",
 ]
 
 
@@ -97,38 +105,71 @@ class ResumePoint:
         return int(self.metadata["step"])
 
 
-def find_resume_point(directory: str | None, resume: bool, num_steps: int) -> ResumePoint | None:
-    """The checkpoint a fit of ``num_steps`` steps resumes from, or None.
+def set_aside(path: Path, problem: str) -> str:
+    """Renames the damaged checkpoint ``path`` to ``<name>.damaged``; says so, in words.
+
+    ``problem`` says what is wrong with it; the returned sentence adds where it went.
+    """
+    target = path.with_name(f"{path.name}.damaged")
+    number = 1
+    while target.exists():
+        target = path.with_name(f"{path.name}.damaged-{number}")
+        number += 1
+    os.replace(path, target)
+    return f"{problem}; moved it aside to {target.name}"
+
+
+def find_resume_point(
+    directory: str | None, resume: bool, num_steps: int
+) -> tuple[ResumePoint | None, list[str]]:
+    """The checkpoint a fit of ``num_steps`` steps resumes from, or None; and what was set aside.
+
+    The latest intact checkpoint wins; every later one that is damaged or
+    incomplete is moved aside (:func:`set_aside`), and the second element lists
+    what was wrong with each, in words.
 
     Raises:
         ValueError: if ``directory`` holds checkpoints and ``resume`` is False, or
-            the latest is past ``num_steps``.
+            the latest intact one is past ``num_steps``.
     """
-    existing = list_checkpoints(directory) if directory is not None else []
+    existing = checkpoint_dirs(directory) if directory is not None else []
     if existing and not resume:
         raise ValueError(
             f"checkpoint_dir {directory} already holds checkpoints (latest step "
             f"{existing[-1][0]}); pass resume=True to continue that run or choose an empty "
             "directory"
         )
-    if not existing:
-        return None
-    path = existing[-1][1]
-    metadata = load_metadata(path)
-    if int(metadata.get("step", -1)) > num_steps:
-        raise ValueError(
-            f"checkpoint {path} is at step {metadata.get('step')}, past "
-            f"num_steps={num_steps}; raise num_steps or use another checkpoint_dir"
-        )
-    return ResumePoint(path, metadata)
+    notes: list[str] = []
+    for _, path in reversed(existing):
+        try:
+            metadata = load_metadata(path)  # checks the manifest first
+        except ValueError as error:
+            notes.append(set_aside(path, str(error)))
+            continue
+        if int(metadata.get("step", -1)) > num_steps:
+            raise ValueError(
+                f"checkpoint {path} is at step {metadata.get('step')}, past "
+                f"num_steps={num_steps}; raise num_steps or use another checkpoint_dir"
+            )
+        return ResumePoint(path, metadata), notes
+    return None, notes
+
+
+_FUNCTIONS = ("model", "guide", "augment", "extend_batch")
+"""The metadata keys that name a function (:func:`model_name`)."""
 
 
 def check_resumable(point: ResumePoint, now: Mapping[str, Any]) -> None:
-    """Raises ``ValueError`` unless the checkpoint's settings equal ``now``'s."""
+    """Raises ``ValueError`` unless the checkpoint's settings equal ``now``'s.
+
+    A function recorded as ``"partial"`` (how checkpoints before invppl named a
+    ``functools.partial``) matches any name.
+    """
     different = [
         f"{key}: {point.metadata.get(key)!r} in the checkpoint, {value!r} now"
         for key, value in now.items()
         if point.metadata.get(key) != value
+        and not (key in _FUNCTIONS and point.metadata.get(key) == "partial")
     ]
     if different:
         raise ValueError(
@@ -175,7 +216,7 @@ def save_run(
         "invppl_version": invppl.__version__,
     }
     path = checkpoint_path(directory, step)
-    if path.exists():  # only a stale incomplete directory can be here
+    if path.exists():  # only a stale directory can be here (e.g. of a fallen-back run)
         shutil.rmtree(path)
     save_checkpoint(path, content, info)
     for _, old in list_checkpoints(directory)[:-keep]:

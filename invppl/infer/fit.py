@@ -21,9 +21,11 @@ import dataclasses
 import logging
 import math
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 import jax
@@ -37,8 +39,11 @@ from numpyro.infer.elbo import ELBO
 from numpyro.infer.svi import SVIState
 from tqdm import tqdm
 
+from invppl._io import check_writable_folder
 from invppl.infer._checks import (
     check_data,
+    check_data_keys,
+    check_observed_support,
     check_positive_int,
     check_seed,
     model_name,
@@ -51,6 +56,7 @@ from invppl.infer._fit_checkpoints import (
     restore,
     run_metadata,
     save_run,
+    set_aside,
 )
 from invppl.infer._fit_step import (
     Augment,
@@ -62,9 +68,11 @@ from invppl.infer._fit_step import (
     compile_step,
     run_steps,
 )
+from invppl.infer._interrupts import FitInterrupted, Interrupts
+from invppl.infer.checkpoint import checkpoint_path
 from invppl.infer.iwae import DATA_PLATE, _bounds
 
-__all__ = ["FitResult", "fit", "minibatch_indices"]
+__all__ = ["FitInterrupted", "FitResult", "fit", "minibatch_indices"]
 
 _logger = logging.getLogger(__name__)
 
@@ -76,6 +84,12 @@ _SECONDS_PER_CALL = 0.25
 
 KEEP_CHECKPOINTS = 3
 """How many of the latest checkpoints :func:`fit` keeps in its directory."""
+
+CHECKPOINT_EVERY = 500
+"""Steps between the checkpoints of a :func:`fit` given a ``checkpoint_dir`` only."""
+
+LOSS_WINDOW = 50
+"""The steps whose mean loss the progress bar and :meth:`FitResult.final_loss` report."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,6 +116,11 @@ class FitResult:
         seconds: wall-clock time of this call.
         best_step: with ``keep_best``, the step whose parameters ``params``
             holds (the best evaluation); None otherwise.
+
+    ``params_and_state`` merges ``params`` with the mutable state, as
+    ``numpyro.infer.Predictive(model, guide=guide, params=...)`` and invppl's
+    bounds and diagnostics take them; ``final_loss()`` is the number the
+    progress bar showed last.
     """
 
     params: dict[str, Array]
@@ -113,6 +132,25 @@ class FitResult:
     steps_done: int
     seconds: float
     best_step: int | None = None
+
+    @property
+    def params_and_state(self) -> dict[str, Any]:
+        """``params`` with the mutable state (e.g. NNX counters, batch statistics) merged in.
+
+        What a fitted model and guide need to run again, e.g. in
+        ``numpyro.infer.Predictive(model, guide=guide, params=result.params_and_state)``.
+        """
+        return {**self.params, **(self.state.mutable_state or {})}
+
+    def final_loss(self, window: int = LOSS_WINDOW) -> float:
+        """The mean loss of the last ``window`` steps (NaN before any step).
+
+        For SVI that is −ELBO per example of the training minibatches, in nats;
+        it is the progress bar's last ``loss`` (the mean over the last
+        :data:`LOSS_WINDOW` steps) and ``fit.json``'s ``final_loss``.
+        """
+        recent = self.losses[-window:]
+        return float(np.mean(recent)) if recent.size else math.nan
 
 
 # The parts of fit, in the order it uses them: checking the arguments, setting up the
@@ -169,6 +207,8 @@ def _check_options(
         )
     if checkpoint_every is not None and checkpoint_dir is None:
         raise ValueError("checkpoint_every needs a checkpoint_dir to write to")
+    if checkpoint_dir is not None:
+        check_writable_folder(checkpoint_dir, "checkpoint_dir")  # type: ignore[arg-type]
     if keep_best and eval_data is None:
         raise ValueError("keep_best needs eval_data: it keeps the evaluation with the best ELBO")
 
@@ -263,19 +303,40 @@ def _check_loss_carries(loss: ELBO, mutable: list[str]) -> None:
 
 
 def _resume(
-    point: ResumePoint | None, state: SVIState, metadata: Mapping[str, Any]
-) -> tuple[SVIState, int, list[np.ndarray], list[dict[str, float]]]:
-    """Where the loop starts: ``(state, steps done, [losses (steps,)], evaluations)``.
+    found: tuple[ResumePoint | None, list[str]],
+    state: SVIState,
+    metadata: Mapping[str, Any],
+    directory: str | None,
+    num_steps: int,
+) -> tuple[ResumePoint | None, SVIState, int, list[np.ndarray], list[dict[str, float]]]:
+    """Where the loop starts: ``(point, state, steps done, [losses (steps,)], evaluations)``.
 
-    A fresh start without ``point``; else the checkpoint's, once its settings
-    are checked against ``metadata``.
+    ``found`` is :func:`find_resume_point`'s answer; a fresh start without a
+    point, else the checkpoint's, once its settings are checked against
+    ``metadata``. A checkpoint whose arrays cannot be read is set aside and the
+    next intact one tried (its note joins ``found[1]``).
     """
-    if point is None:
-        return state, 0, [], []
-    check_resumable(point, metadata)
-    state, losses, evaluations = restore(point, state)
-    _logger.info("resuming from %s at step %d", point.path, point.step)
-    return state, point.step, [losses], evaluations
+    point, notes = found
+    while point is not None:
+        check_resumable(point, metadata)
+        try:
+            restored, losses, evaluations = restore(point, state)
+        except ValueError as error:
+            notes.append(set_aside(point.path, str(error)))
+            point, more = find_resume_point(directory, True, num_steps)
+            notes.extend(more)
+            continue
+        _logger.info("resuming from %s at step %d", point.path, point.step)
+        return point, restored, point.step, [losses], evaluations
+    return None, state, 0, [], []
+
+
+def _recovery_note(notes: list[str], point: ResumePoint | None) -> str:
+    """What was set aside and where the run restarts from, in words ("" if nothing was)."""
+    if not notes:
+        return ""
+    where = f"resuming from {point.path.name}" if point is not None else "starting from step 0"
+    return "; ".join(notes) + f"; {where}, the latest intact checkpoint"
 
 
 def minibatch_indices(seed: int, num_examples: int, batch_size: int, step: int) -> np.ndarray:
@@ -394,11 +455,16 @@ def _stop_message(failure: str, kept: int, step: int) -> str:
     return f"stopped: {failure}; {outcome}"
 
 
-def _report_stop(model: Callable[..., Any], message: str, progress: bool, on_nan: str) -> None:
-    """Logs a stop as a warning (and prints it with ``progress``); raises with ``"raise"``."""
+def _report(model: Callable[..., Any], message: str, progress: bool) -> None:
+    """Logs ``message`` as a warning, and prints it to stderr with ``progress``."""
     _logger.warning("fit %s: %s", model_name(model), message)
     if progress:
-        tqdm.write(message, file=sys.stderr)
+        tqdm.write(f"fit {model_name(model)}: {message}", file=sys.stderr)
+
+
+def _report_stop(model: Callable[..., Any], message: str, progress: bool, on_nan: str) -> None:
+    """Reports a stop (:func:`_report`); raises ``FloatingPointError`` with ``"raise"``."""
+    _report(model, message, progress)
     if on_nan == "raise":
         raise FloatingPointError(message)
 
@@ -494,24 +560,60 @@ def _progress_bar(model: Callable[..., Any], num_steps: int, step: int, progress
     )
 
 
+def _recent(history: list[np.ndarray], window: int = LOSS_WINDOW) -> np.ndarray:
+    """``(≤ window,)`` the last ``window`` losses of the chunks in ``history``."""
+    tail: list[np.ndarray] = []
+    count = 0
+    for chunk in reversed(history):
+        if count >= window:
+            break
+        tail.insert(0, chunk)
+        count += chunk.size
+    return np.concatenate(tail)[-window:] if tail else np.zeros(0)
+
+
 def _postfix(losses: np.ndarray, record: Mapping[str, float] | None = None) -> dict[str, str]:
-    """The bar's postfix: the mean of a chunk's ``losses`` ``(done,)``, the last IWAE bound.
+    """The bar's postfix: the mean of the last ``losses`` ``(≤ LOSS_WINDOW,)``, the last IWAE.
 
     >>> _postfix(np.array([1.0, 2.0]), {"step": 2, "iwae": -3.14159})
-    {'loss': '1.5', 'iwae': '-3.142'}
+    {'loss (mean of last 50 steps)': '1.5', 'eval iwae': '-3.142'}
     """
-    postfix = {"loss": f"{float(np.mean(losses)):.4g}"}
+    postfix = {f"loss (mean of last {LOSS_WINDOW} steps)": f"{float(np.mean(losses)):.4g}"}
     if record is not None:
-        postfix["iwae"] = f"{record['iwae']:.4g}"
+        postfix["eval iwae"] = f"{record['iwae']:.4g}"
     return postfix
 
 
-def _final_message(point: ResumePoint | None, num_steps: int, step: int) -> str:
-    """What a fit that did not stop early did, in words, after ``step`` steps."""
+def _final_message(point: ResumePoint | None, num_steps: int, step: int, recovery: str = "") -> str:
+    """What a fit that did not stop early did, in words, after ``step`` steps.
+
+    ``recovery`` is :func:`_recovery_note`'s sentence, added when not empty.
+    """
     if point is not None and point.step == num_steps:
-        return f"resumed from {point.path} at step {step}; nothing left to do"
-    resumed = "" if point is None else f" (resumed from {point.path})"
-    return f"completed {step} steps{resumed}"
+        message = f"resumed from {point.path} at step {step}; nothing left to do"
+    else:
+        resumed = "" if point is None else f" (resumed from {point.path})"
+        message = f"completed {step} steps{resumed}"
+    return message if not recovery else f"{message}; {recovery}"
+
+
+def _interrupted(
+    model: Callable[..., Any], number: int, step: int, num_steps: int, saved: Path | None
+) -> FitInterrupted:
+    """The :class:`FitInterrupted` of a fit stopped by signal ``number`` after ``step`` steps.
+
+    ``saved`` is the checkpoint written at ``step``, or None.
+    """
+    name = signal.Signals(number).name
+    what = f"fit {model_name(model)} interrupted by {name} after step {step} of {num_steps}"
+    if saved is None:
+        return FitInterrupted(f"{what}; nothing saved (no checkpoint_dir)", number, step, None)
+    return FitInterrupted(
+        f"{what}; saved the checkpoint {saved}; fit again with the same checkpoint_dir to continue",
+        number,
+        step,
+        saved,
+    )
 
 
 def _result(
@@ -593,16 +695,24 @@ def fit(
         eval_every: evaluate after every ``eval_every`` steps; evaluations also
             happen at the end when ``eval_data`` or ``eval_every`` is given.
         iwae_samples: importance samples per example for the evaluation bounds.
-        checkpoint_dir: where to save checkpoints (``step_<n>/``, the latest
+        checkpoint_dir: where to save checkpoints (checked to be writable
+            before any work; ``step_<n>/``, the latest
             ``KEEP_CHECKPOINTS`` kept): the SVI state, the step, the losses and
             JSON metadata (seed, batch size, model and guide names, data
             shapes and a SHA-256 of the data, invppl version, the
             evaluations). Saved every
             ``checkpoint_every`` steps and at the end.
-        checkpoint_every: steps between checkpoints; needs ``checkpoint_dir``.
+        checkpoint_every: steps between checkpoints (default
+            :data:`CHECKPOINT_EVERY` when there is a ``checkpoint_dir``). On
+            SIGINT (Ctrl-C) or SIGTERM the fit finishes the running chunk of
+            steps, saves a checkpoint and raises :class:`FitInterrupted`.
         resume: continue from the latest complete checkpoint in
             ``checkpoint_dir``, giving exactly the result of an uninterrupted
             run. With ``resume=False`` the directory must hold no checkpoints.
+            A damaged checkpoint (a file truncated, altered or deleted) is
+            moved aside to ``<name>.damaged`` and the latest intact one
+            resumed; ``message`` says so (and, with ``progress``, a line on
+            stderr).
         progress: show a tqdm progress bar with the running loss; nothing is
             printed when False.
         init_params: initial values (constrained) for ``numpyro.param`` sites;
@@ -637,10 +747,14 @@ def fit(
     Raises:
         TypeError, ValueError: for invalid arguments, before any work: empty
             data, leading axes that differ, ``batch_size`` above ``n``, NaN or
-            infinite values in the data, a non-positive ``num_steps``, a
+            infinite values in the data, data keys the model or guide does not
+            take, data outside the support of the model's observed site (e.g.
+            images in 0..255 under a continuous Bernoulli), a non-positive
+            ``num_steps``, a ``checkpoint_dir`` that cannot be written, a
             checkpoint written by a different run, mutable state with a loss
             that cannot carry it.
         FloatingPointError: with ``on_nan="raise"``, at a non-finite loss.
+        FitInterrupted: on SIGINT or SIGTERM, after saving a checkpoint.
 
     >>> import numpyro, numpyro.distributions as dist
     >>> def model(x):
@@ -665,29 +779,37 @@ def fit(
     optimizer, loss = _optimizer_and_loss(optimizer, loss)
     arrays, eval_arrays = _check_arrays(data, eval_data, batch_size)
     directory = None if checkpoint_dir is None else os.fspath(checkpoint_dir)
-    point = find_resume_point(directory, resume, num_steps)
+    if directory is not None and checkpoint_every is None:
+        checkpoint_every = CHECKPOINT_EVERY
+    found = find_resume_point(directory, resume, num_steps)
 
     # Set-up: the SVI state from the first minibatch's shapes, or from the checkpoint.
     svi = SVI(model, guide, optimizer, loss)
     schedule = _Schedule(seed, num_examples(arrays), batch_size)
     device_data = {name: jnp.asarray(array) for name, array in arrays.items()}
     first_batch = _first_batch(device_data, schedule.rows(0), augment, extend_batch)
+    for function, role in ((model, "model"), (guide, "guide")):
+        check_data_keys(function, list(first_batch), role, "data")
+    check_observed_support(model, first_batch, arrays)
     state = _init_state(svi, seed, init_params, first_batch)
     metadata = (
         {}
         if directory is None
         else run_metadata(model, guide, arrays, state, seed, batch_size, augment, extend_batch)
     )
-    state, step, history, evaluations = _resume(point, state, metadata)
+    point, state, step, history, evaluations = _resume(found, state, metadata, directory, num_steps)
+    recovery = _recovery_note(found[1], point)
+    if recovery:
+        _report(model, recovery, progress)
     loss_dtype = np.dtype(jnp.result_type(float))
     one_step = compile_step(svi, batch_size, loss_dtype, seed, augment, extend_batch)
     evaluation = _Evaluation(model, guide, eval_arrays, eval_every, seed, iwae_samples)
 
     # The loop: chunks of steps between two waits of the host, each ending at the latest
-    # where an evaluation or a checkpoint is due.
+    # where an evaluation or a checkpoint is due; a SIGINT or SIGTERM ends it after a chunk.
     anchors: list[tuple[int, SVIState]] = []  # the start states of the last two chunks
     per_call, stopped, best = 1, None, None
-    with _progress_bar(model, num_steps, step, progress) as bar:
+    with _progress_bar(model, num_steps, step, progress) as bar, Interrupts() as interrupts:
         while step < num_steps:
             count = _next_count(step, num_steps, per_call, checkpoint_every, eval_every)
             rows = schedule.block(step, count)
@@ -704,20 +826,24 @@ def fit(
                 history, step = [_concat(history, loss_dtype)[:kept]], kept
                 break
             bar.update(chunk.done)
-            bar.set_postfix(**_postfix(chunk.good_losses))
+            bar.set_postfix(_postfix(_recent(history)))
             if evaluation.due(step, num_steps):
                 evaluations.append(
                     evaluation.record(svi, state, step, _concat(history, loss_dtype))
                 )
                 best = _Best.update(best, evaluations[-1], state) if keep_best else None
                 if "iwae" in evaluations[-1]:
-                    bar.set_postfix(**_postfix(chunk.good_losses, evaluations[-1]))
-            if directory is not None and _is_due(step, checkpoint_every, num_steps):
+                    bar.set_postfix(_postfix(_recent(history), evaluations[-1]))
+            signalled = interrupts.received is not None and step < num_steps
+            if directory is not None and (signalled or _is_due(step, checkpoint_every, num_steps)):
                 losses = _concat(history, loss_dtype)
                 save_run(directory, step, state, losses, evaluations, metadata, KEEP_CHECKPOINTS)
+            if signalled:
+                saved = None if directory is None else checkpoint_path(directory, step)
+                raise _interrupted(model, interrupts.received, step, num_steps, saved)  # type: ignore[arg-type]
     if stopped is not None:
         _report_stop(model, stopped, progress, on_nan)
-    message = _final_message(point, num_steps, step) if stopped is None else stopped
+    message = _final_message(point, num_steps, step, recovery) if stopped is None else stopped
     losses = _concat(history, loss_dtype)
     if best is not None:
         message += f"; kept the parameters of step {best.step}, the best ELBO on eval_data"

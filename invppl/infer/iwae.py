@@ -247,7 +247,7 @@ def iwae_bound(
             ``numpyro.plate(plate_name, n)``.
         guide: its guide, called the same way.
         params: ``numpyro.param`` values (constrained, e.g. ``FitResult.params``)
-            and any mutable states (``FitResult.state.mutable_state``) merged in.
+            and any mutable states merged in (``FitResult.params_and_state``).
         data: ``{keyword: (n, ...)}`` arrays sharing the leading axis.
         seed: seeds the importance samples; batch j uses ``fold_in(key, j)``.
         num_samples: K, importance samples per example.

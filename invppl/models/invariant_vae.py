@@ -47,7 +47,7 @@ from numpyro.contrib.module import nnx_module
 
 from invppl._checks import check_int
 from invppl.distributions.compression import compression_factor
-from invppl.distributions.likelihood import KINDS, Kind, likelihood_distribution
+from invppl.distributions.likelihood import Kind, check_kind, likelihood_distribution
 from invppl.nn import MLP, MLPGaussianEncoder, with_fitted_params
 
 __all__ = [
@@ -281,8 +281,7 @@ def _check_weights_and_kind(beta: float, compression: float, supervision: float,
             raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     if beta <= 0 or supervision <= 0:
         raise ValueError("beta and supervision must be positive (NumPyro scales)")
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    check_kind(kind)
 
 
 def _networks(

@@ -62,7 +62,7 @@ from invppl.distributions.eta_flow import (
     sample_eta,
     with_fitted_flow,
 )
-from invppl.distributions.likelihood import Kind, image_likelihood
+from invppl.distributions.likelihood import Kind, check_kind, image_likelihood
 from invppl.nn import ConvDecoder, ConvEncoder, GaussianEncoder, with_fitted_params
 from invppl.transforms.family import TransformFamily, transform_family
 from invppl.transforms.support import Periodic
@@ -299,7 +299,8 @@ def make_sgm(
             module's notes on ``node``).
 
     Raises:
-        TypeError, ValueError: a bad ``image_shape`` or ``latent_dim``; a ``z_prior`` that
+        TypeError, ValueError: a bad ``image_shape`` or ``latent_dim``; an unknown
+            ``kind`` (the message lists the valid ones); a ``z_prior`` that
             is not a Distribution, or whose
             batch shape is not ``()`` or event shape not ``(n, latent_dim)``.
 
@@ -311,6 +312,7 @@ def make_sgm(
         raise ValueError(f"image_shape must be (height, width, channels), got {image_shape}")
     if latent_dim < 1:
         raise ValueError(f"latent_dim must be positive, got {latent_dim}")
+    check_kind(kind)
     if z_prior is not None:
         _check_z_prior(z_prior, None, latent_dim)
     family = (

@@ -25,7 +25,7 @@ from flax import nnx
 from jax import Array
 from numpyro.contrib.module import nnx_module
 
-from invppl.distributions.likelihood import Kind, image_likelihood
+from invppl.distributions.likelihood import Kind, check_kind, image_likelihood
 from invppl.nn import ConvDecoder, GaussianEncoder, with_fitted_params
 
 __all__ = ["VAE", "decode", "make_vae", "vae_guide", "vae_model"]
@@ -98,6 +98,7 @@ def make_vae(
         raise ValueError(f"image_shape must be (height, width, channels), got {image_shape}")
     if latent_dim < 1:
         raise ValueError(f"latent_dim must be positive, got {latent_dim}")
+    check_kind(kind)
     rngs = nnx.Rngs(seed)
     decoder = ConvDecoder(latent_dim, image_shape, rngs=rngs, hidden=hidden)
     encoder = GaussianEncoder(image_shape, latent_dim, rngs=rngs, hidden=hidden)

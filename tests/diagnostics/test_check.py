@@ -110,6 +110,7 @@ SUMMARY = [
     "divergences",
     "reference_converged",
     "trusted",
+    "why",
 ]
 
 
@@ -214,6 +215,42 @@ def test_to_dict_is_json(exact: EtaCheck, over_confident: EtaCheck) -> None:
     assert exact_digest["unreliable_psis_examples"] == []
     untrusted = over_confident.to_dict()["untrusted_examples"]
     assert untrusted == [0, 1, 2, 3]
+
+
+def test_why_says_which_test_an_untrusted_example_failed(
+    exact: EtaCheck, over_confident: EtaCheck
+) -> None:
+    assert (exact.summary.why[exact.summary.trusted] == "").all()
+    summary = over_confident.summary
+    for (_, _), row in summary.iterrows():
+        assert (f"90% coverage {row.coverage_90:.2f} < 0.8" in row.why) == (row.coverage_90 < 0.8)
+        assert (f"PSIS k-hat {row.khat:.2f} > 0.7" in row.why) == (row.khat > 0.7)
+        assert ("reference not converged" in row.why) == (not row.reference_converged)
+    why = over_confident.to_dict()["untrusted_why"]
+    assert sorted(why) == ["0", "1", "2", "3"]
+    assert all("rotation: 90% coverage" in reason for reason in why.values())
+
+
+def test_eta_summary_is_circular_where_a_plain_mean_is_not(exact: EtaCheck) -> None:
+    table = exact.eta_summary()
+    assert table.circular.all()
+    eta = exact.tree.posterior["eta"]
+    for example in range(4):
+        draws = np.asarray(eta.sel(example=example, parameter="rotation")).ravel()
+        resultant = np.mean(np.exp(1j * draws))  # the oracle: the mean direction
+        row = table.loc[(example, "rotation")]
+        assert row["mean"] == pytest.approx(np.angle(resultant), abs=1e-5)
+        assert row["sd"] == pytest.approx(np.sqrt(-2 * np.log(np.abs(resultant))), rel=1e-6)
+        assert row["q5%"] < row["mean"] < row["q95%"]
+    shifted = exact.tree.copy()
+    centre = np.angle(np.mean(np.exp(1j * eta.values[..., 0, 0])))
+    turned = np.angle(np.exp(1j * (eta.values - centre + np.pi)))  # example 0 now straddles ±π
+    shifted["posterior"] = exact.tree.posterior.to_dataset().assign(eta=(eta.dims, turned))
+    table = EtaCheck(shifted, exact.summary, None, exact.parameters).eta_summary()
+    row = table.loc[(0, "rotation")]
+    draws = turned[..., 0, 0].ravel()
+    assert abs(abs(row["mean"]) - np.pi) < 1e-4  # at ±π, where the draws are
+    assert abs(np.mean(draws)) < 1.5  # the line's mean: towards the other side
 
 
 # ---------------------------------------------------------------- a guide fitted by SVI

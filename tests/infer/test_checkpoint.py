@@ -23,6 +23,7 @@ from invppl.infer import (
     load_metadata,
     save_checkpoint,
 )
+from invppl.infer.checkpoint import MANIFEST
 from tests.infer import linear_gaussian as lg
 
 TRAIN = lg.sample_data(200, seed=0)
@@ -93,6 +94,9 @@ def test_corrupted_arrays_give_a_clear_error(tmp_path: Path) -> None:
             shutil.rmtree(entry)
         else:
             entry.unlink()
+    with pytest.raises(ValueError, match=r"is damaged: state/_METADATA is missing; .*and \d+ more"):
+        load_checkpoint(path, target={"a": np.ones(3)})
+    (path / MANIFEST).unlink()  # as a checkpoint written before the manifest: orbax finds it
     with pytest.raises(ValueError, match="could not restore the arrays of checkpoint"):
         load_checkpoint(path, target={"a": np.ones(3)})
 

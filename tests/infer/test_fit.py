@@ -273,11 +273,16 @@ def test_progress_false_prints_nothing(capfd: pytest.CaptureFixture[str], tmp_pa
     assert err == ""
 
 
-def test_progress_bar_shows_the_running_loss(capfd: pytest.CaptureFixture[str]) -> None:
-    _short_fit(0, num_steps=5, progress=True)
+def test_progress_bar_ends_on_the_final_loss_and_says_what_it_is(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    result = _short_fit(0, num_steps=70, progress=True)
     _, err = capfd.readouterr()
-    assert "5/5" in err
-    assert "loss=" in err
+    last = err.strip().split("\r")[-1]
+    assert "70/70" in last
+    expected = float(np.mean(result.losses[-50:]))  # the last 50 of the 70 losses
+    assert result.final_loss() == pytest.approx(expected)
+    assert f"loss (mean of last 50 steps)={expected:.4g}" in last
 
 
 def _must_not_run(**kwargs: Any) -> None:

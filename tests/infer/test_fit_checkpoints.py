@@ -116,8 +116,9 @@ def test_a_run_is_restored_bit_for_bit_into_the_state_structure(tmp_path: Path) 
     saved, losses = _state(0.25), np.array([1.0, np.float32(1 / 3)], np.float32)
     evaluations = [{"step": 1, "loss": 1.0, "elbo": -2.0, "iwae": -1.9}]
     save_run(str(tmp_path), 2, saved, losses, evaluations, _metadata(saved), keep=3)
-    point = find_resume_point(str(tmp_path), True, 10)
+    point, notes = find_resume_point(str(tmp_path), True, 10)
     assert point is not None
+    assert notes == []
     assert point.step == 2
     assert point.path == checkpoint_path(tmp_path, 2)
     state, restored_losses, restored_evaluations = restore(point, _state(9.0))
@@ -131,22 +132,58 @@ def test_a_run_is_restored_bit_for_bit_into_the_state_structure(tmp_path: Path) 
 
 
 def test_finding_the_checkpoint_to_resume(tmp_path: Path) -> None:
-    assert find_resume_point(None, True, 10) is None
-    assert find_resume_point(str(tmp_path / "missing"), False, 10) is None
+    assert find_resume_point(None, True, 10) == (None, [])
+    assert find_resume_point(str(tmp_path / "missing"), False, 10) == (None, [])
     state = _state()
     for step in (2, 7):
         save_run(str(tmp_path), step, state, np.zeros(step, np.float32), [], {}, keep=3)
-    point = find_resume_point(str(tmp_path), True, 7)
+    point, _ = find_resume_point(str(tmp_path), True, 7)
     assert point is not None
     assert point.step == 7  # the latest
     with pytest.raises(ValueError, match=r"already holds checkpoints \(latest step 7\)"):
         find_resume_point(str(tmp_path), False, 10)
     with pytest.raises(ValueError, match="is at step 7, past num_steps=6"):
         find_resume_point(str(tmp_path), True, 6)
-    shutil.rmtree(checkpoint_path(tmp_path, 7) / "state")  # incomplete: skipped
-    point = find_resume_point(str(tmp_path), True, 6)
+    shutil.rmtree(checkpoint_path(tmp_path, 7) / "state")  # incomplete: set aside
+    point, notes = find_resume_point(str(tmp_path), True, 6)
     assert point is not None
     assert point.step == 2
+    assert len(notes) == 1
+    assert "step_000000007 is not a complete checkpoint" in notes[0]
+    assert "moved it aside to step_000000007.damaged" in notes[0]
+    assert (tmp_path / "step_000000007.damaged").is_dir()
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        (lambda c: _truncate(c / "state" / "manifest.ocdbt"), "state/manifest.ocdbt has"),
+        (lambda c: (c / "metadata" / "metadata").unlink(), "metadata/metadata is missing"),
+        (lambda c: _truncate(c / "state" / "_METADATA"), "state/_METADATA has"),
+    ],
+)
+def test_a_damaged_checkpoint_is_named_set_aside_and_the_last_good_one_found(
+    tmp_path: Path, damage: object, said: str
+) -> None:
+    state = _state()
+    for step in (2, 4, 6):
+        save_run(str(tmp_path), step, state, np.zeros(step, np.float32), [], {}, keep=3)
+    damage(checkpoint_path(tmp_path, 6))  # type: ignore[operator]
+    _truncate(next((checkpoint_path(tmp_path, 4) / "state").glob("ocdbt.process_0/d/*")))
+    point, notes = find_resume_point(str(tmp_path), True, 10)
+    assert point is not None
+    assert point.step == 2
+    assert said in notes[0]
+    assert "differs from what was written" in notes[1] or " bytes, " in notes[1]
+    assert "step_000000004" in notes[1]
+    assert [step for step, _ in list_checkpoints(tmp_path)] == [2]
+    state_back, _, _ = restore(point, _state(9.0))
+    for got, want in zip(_leaves(state_back), _leaves(state), strict=True):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_a_checkpoint_with_other_settings_is_refused_with_every_difference() -> None:

@@ -39,6 +39,7 @@ from invppl.infer.fit import (
     _next_count,
     _next_per_call,
     _postfix,
+    _recent,
     _rewind,
     _Schedule,
     _stop_message,
@@ -293,12 +294,20 @@ def test_evaluations_are_due_every_eval_every_steps_and_at_the_end(
     assert [step for step in range(1, 11) if evaluation.due(step, 10)] == due
 
 
-def test_the_progress_postfix_shows_the_chunk_loss_and_the_bound() -> None:
-    assert _postfix(np.array([2.0, 4.0], np.float32)) == {"loss": "3"}
+def test_the_progress_postfix_names_the_window_of_the_loss_and_the_bound() -> None:
+    label = "loss (mean of last 50 steps)"
+    assert _postfix(np.array([2.0, 4.0], np.float32)) == {label: "3"}
     assert _postfix(np.array([1.0]), {"iwae": -12.345678, "step": 3}) == {
-        "loss": "1",
-        "iwae": "-12.35",
+        label: "1",
+        "eval iwae": "-12.35",
     }
+
+
+def test_the_recent_losses_are_the_last_window_across_chunks() -> None:
+    history = [np.arange(30.0), np.arange(30.0, 45.0), np.arange(45.0, 70.0)]
+    np.testing.assert_array_equal(_recent(history), np.arange(20.0, 70.0))
+    np.testing.assert_array_equal(_recent(history[:1]), np.arange(30.0))
+    assert _recent([]).size == 0
 
 
 # ----------------------------------------------------------------------------- arguments, result
