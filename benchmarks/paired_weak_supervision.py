@@ -71,6 +71,8 @@ def build(method: str, shape: tuple[int, int, int], args: argparse.Namespace, se
         "beta": args.beta,
         "hidden": args.hidden,
         "channels": tuple(args.channels),
+        "kind": args.likelihood,
+        "scale": args.noise,
     }
     if method == "latentmap":
         capacity = args.capacity if args.capacity == "adaptive" else int(args.capacity)
@@ -217,6 +219,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--channels", type=int, nargs="+", default=[16, 32])
     parser.add_argument("--beta", type=float, default=2.0)
+    parser.add_argument(
+        "--likelihood",
+        default="normal",
+        choices=["normal", "continuous_bernoulli"],
+        help="pixel likelihood (the continuous Bernoulli collapsed every code at 16x16)",
+    )
+    parser.add_argument("--noise", type=float, default=0.1, help="pixel sd of the normal")
     parser.add_argument("--gamma", type=float, default=1.0, help="latent-map term weight")
     parser.add_argument("--capacity", default="adaptive", help="latent-map units: int or adaptive")
     parser.add_argument("--metric-train", type=int, default=500, help="BetaVAE/FactorVAE points")
