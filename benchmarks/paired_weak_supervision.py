@@ -88,10 +88,10 @@ def build(method: str, shape: tuple[int, int, int], args: argparse.Namespace, se
     )
 
 
-def detected(bundle: Any, params: Any, x1: np.ndarray, x2: np.ndarray) -> np.ndarray:
+def detected(bundle: Any, encode: Any, x1: np.ndarray, x2: np.ndarray) -> np.ndarray:
     """``(pairs, d')`` the units found not shared, over the read-out units (angles merged)."""
-    loc1, sd1 = encoder_means(bundle, params, x1)
-    loc2, sd2 = encoder_means(bundle, params, x2)
+    loc1, sd1 = encode(x1)
+    loc2, sd2 = encode(x2)
     kl = per_dimension_kl(loc1, sd1, loc2, sd2)
     if hasattr(bundle, "capacity"):
         moved = np.asarray(moved_units(kl, bundle.capacity))
@@ -106,9 +106,10 @@ def evaluate(bundle: Any, params: Any, held_out: Any, args: argparse.Namespace, 
     """Every metric of one fitted model on held-out pairs and groups."""
     space = held_out.space
     num_factors = len(space.names)
+    encode = encoder_means(bundle, params)
 
     def codes(images: np.ndarray) -> np.ndarray:
-        return readout_codes(encoder_means(bundle, params, images)[0], bundle.num_circular)
+        return readout_codes(encode(images)[0], bundle.num_circular)
 
     def sampler(draw_seed: int, factor: int, groups: int, group_size: int) -> np.ndarray:
         images = shapes_with_fixed_factor(
@@ -123,7 +124,7 @@ def evaluate(bundle: Any, params: Any, held_out: Any, args: argparse.Namespace, 
     counts = {"batch_size": args.metric_batch, "num_train": args.metric_train}
     result_dci = dci(z, labels, seed=seed, num_trees=args.trees)
     report = moved_units_report(
-        detected(bundle, params, held_out.images1, held_out.images2),
+        detected(bundle, encode, held_out.images1, held_out.images2),
         held_out.changed,
         result_dci.importance,
     )

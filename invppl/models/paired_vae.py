@@ -352,22 +352,30 @@ def decode_pairs(pvae: PairedVAE | LatentMapVAE, params: Mapping[str, Any], z: A
 
 
 def encoder_means(
-    pvae: PairedVAE | LatentMapVAE,
-    params: Mapping[str, Any],
-    images: ArrayLike,
-    *,
-    batch_size: int = 512,
-) -> tuple[np.ndarray, np.ndarray]:
-    """q(z | x)'s means and sds, each ``(n, latent_dim)``, of images ``(n, H, W, C)``."""
-    images = np.asarray(images, dtype=np.float32)
-    if images.ndim != 4 or images.shape[1:] != pvae.image_shape:
-        raise ValueError(f"images must be (n, *{pvae.image_shape}), got shape {images.shape}")
+    pvae: PairedVAE | LatentMapVAE, params: Mapping[str, Any], *, batch_size: int = 256
+) -> Callable[[ArrayLike], tuple[np.ndarray, np.ndarray]]:
+    """``encode(images)``: q(z | x)'s means and sds, each ``(n, latent_dim)``, of ``(n, H, W, C)``.
+
+    One compiled function for every call: the images go through the fitted
+    encoder in chunks of ``batch_size`` (the last one padded), so that many
+    calls of different sizes (a metric's group sampler) compile once.
+    """
     encoder = with_fitted_params(pvae.encoder, "encoder", params)
-    encode = jax.jit(lambda x: encoder(x))
-    parts = [encode(images[i : i + batch_size]) for i in range(0, images.shape[0], batch_size)]
-    loc = np.concatenate([np.asarray(part[0]) for part in parts])
-    sd = np.concatenate([np.asarray(part[1]) for part in parts])
-    return loc, sd
+    compiled = jax.jit(lambda x: encoder(x))
+    chunk = check_int(batch_size, "batch_size", minimum=1)
+
+    def encode(images: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+        array = np.asarray(images, dtype=np.float32)
+        if array.ndim != 4 or array.shape[1:] != pvae.image_shape:
+            raise ValueError(f"images must be (n, *{pvae.image_shape}), got shape {array.shape}")
+        n = array.shape[0]
+        padded = np.concatenate([array, np.zeros((-n % chunk, *array.shape[1:]), np.float32)])
+        parts = [compiled(padded[i : i + chunk]) for i in range(0, padded.shape[0], chunk)]
+        loc = np.concatenate([np.asarray(part[0]) for part in parts])[:n]
+        sd = np.concatenate([np.asarray(part[1]) for part in parts])[:n]
+        return loc, sd
+
+    return encode
 
 
 def _check_common(
