@@ -117,8 +117,10 @@ plt.tight_layout()
 kl = jnp.array([[0.1, 5.0, 0.2, 3.0]])
 print("shared:", adaptive_shared(kl).tolist(), " moved (capacity 1):", moved_units(kl, 1).tolist())
 z1, z2 = jnp.zeros((1, 4)), jnp.arange(1.0, 5.0)[None]
-print("f(z1, z2) with mask [0, 1, 0, 1]:", latent_map(z1, z2, jnp.array([[0, 1, 0, 1]]) > 0))
-print("circular code of (3, 4, 7):", circular_code(jnp.array([[3.0, 4.0, 7.0]]), 1).round(3))
+print(
+    "f(z1, z2), mask [0, 1, 0, 1]:", np.asarray(latent_map(z1, z2, jnp.array([[0, 1, 0, 1]]) > 0))
+)
+print("circular code of (3, 4, 7):", np.round(circular_code(jnp.array([[3.0, 4.0, 7.0]]), 1), 3))
 
 # %% [markdown]
 # ## Four models on the same pairs

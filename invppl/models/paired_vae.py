@@ -122,7 +122,7 @@ def circular_code(z: Array, num_circular: int) -> Array:
     dimensions are unchanged. This is what the decoder of a model with
     circular codes sees.
 
-    >>> circular_code(jnp.array([[3.0, 4.0, 7.0]]), 1).round(3).tolist()
+    >>> np.round(np.asarray(circular_code(jnp.array([[3.0, 4.0, 7.0]]), 1), float), 3).tolist()
     [[0.6, 0.8, 7.0]]
     """
     if num_circular == 0:
