@@ -11,7 +11,8 @@
   CVAE_ind and the VAE baseline on graph data.
 - :mod:`invppl.models.invariant_vae`: the invariant conditional VAE (Moyer et al. 2018).
 - :mod:`invppl.models.paired_vae`: paired weak supervision (Locatello et al. 2020):
-  Ada-GVAE, Ada-ML-VAE, their true-k variants and a β-VAE on pairs.
+  Ada-GVAE, Ada-ML-VAE, their true-k variants, a β-VAE on pairs, the
+  latent-transformation model (a low-capacity latent map f_ψ) and circular codes.
 """
 
 from invppl.models.correlated_vae import (
@@ -28,7 +29,16 @@ from invppl.models.invariant_vae import (
     invariant_vae_model,
     make_invariant_vae,
 )
-from invppl.models.paired_vae import PairedVAE, make_paired_vae, paired_vae_guide, paired_vae_model
+from invppl.models.paired_vae import (
+    LatentMapVAE,
+    PairedVAE,
+    latent_map_guide,
+    latent_map_model,
+    make_latent_map_vae,
+    make_paired_vae,
+    paired_vae_guide,
+    paired_vae_model,
+)
 from invppl.models.sgm import SGM, JointSymmetry, make_sgm, sgm_guide, sgm_model
 from invppl.models.sgm_two_stage import (
     LearnedSymmetry,
@@ -50,6 +60,7 @@ __all__ = [
     "InvVAE",
     "InvariantVAE",
     "JointSymmetry",
+    "LatentMapVAE",
     "LearnedSymmetry",
     "PairedVAE",
     "TwoStageSGM",
@@ -62,10 +73,13 @@ __all__ = [
     "eta_prior_model",
     "invariant_vae_guide",
     "invariant_vae_model",
+    "latent_map_guide",
+    "latent_map_model",
     "make_augvae",
     "make_correlated_vae",
     "make_invariant_vae",
     "make_invvae",
+    "make_latent_map_vae",
     "make_paired_vae",
     "make_sgm",
     "make_two_stage_sgm",
