@@ -75,7 +75,7 @@ from numpy.typing import ArrayLike
 from numpyro.contrib.module import nnx_module
 
 from invppl._checks import check_int
-from invppl.distributions.likelihood import Kind, image_likelihood
+from invppl.distributions.likelihood import Kind, check_kind, image_likelihood
 from invppl.nn import MLP, ConvDecoder, GaussianEncoder, with_fitted_params
 
 __all__ = [
@@ -379,9 +379,10 @@ def encoder_means(
 
 
 def _check_common(
-    image_shape: tuple[int, int, int], latent_dim: int, beta: float, num_circular: int
+    image_shape: tuple[int, int, int], latent_dim: int, beta: float, num_circular: int, kind: str
 ) -> tuple[tuple[int, int, int], int, int]:
     """Checks the arguments every paired factory takes; returns the shape, d and c."""
+    check_kind(kind)
     if len(image_shape) != 3 or min(image_shape) < 1:
         raise ValueError(f"image_shape must be (height, width, channels), got {image_shape}")
     latent_dim = check_int(latent_dim, "latent_dim", minimum=1)
@@ -446,7 +447,9 @@ def make_paired_vae(
     >>> pvae.aggregation, pvae.num_factors
     ('mlvae', 5)
     """
-    shape, latent_dim, num_circular = _check_common(image_shape, latent_dim, beta, num_circular)
+    shape, latent_dim, num_circular = _check_common(
+        image_shape, latent_dim, beta, num_circular, kind
+    )
     if aggregation not in AGGREGATIONS:
         raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
     if num_factors is not None:
@@ -639,7 +642,9 @@ def make_latent_map_vae(
     >>> lm.capacity, lm.map_network is not None
     (2, True)
     """
-    shape, latent_dim, num_circular = _check_common(image_shape, latent_dim, beta, num_circular)
+    shape, latent_dim, num_circular = _check_common(
+        image_shape, latent_dim, beta, num_circular, kind
+    )
     capacity = _check_capacity(capacity, latent_dim)
     if latent_map not in LATENT_MAPS:
         raise ValueError(f"latent_map must be one of {LATENT_MAPS}, got {latent_map!r}")

@@ -12,11 +12,13 @@ from numpyro.distributions import Normal, kl_divergence
 from numpyro.handlers import seed, trace
 
 from invppl.datasets import make_paired_shapes
+from invppl.distributions.likelihood import KINDS
 from invppl.infer import fit
 from invppl.models.paired_vae import (
     adaptive_shared,
     aggregate_posteriors,
     known_shared,
+    make_latent_map_vae,
     make_paired_vae,
     per_dimension_kl,
 )
@@ -176,3 +178,11 @@ def test_bad_input_is_named_before_any_step(pairs) -> None:
             batch_size=4,
             progress=False,
         )
+
+
+@pytest.mark.parametrize("make", [make_paired_vae, make_latent_map_vae])
+def test_an_unknown_likelihood_is_refused_listing_the_valid_ones(make) -> None:
+    with pytest.raises(ValueError, match="unknown likelihood kind 'gaussian'") as error:
+        make((16, 16, 1), 6, seed=0, hidden=16, kind="gaussian")
+    for kind in KINDS:
+        assert repr(kind) in str(error.value)
