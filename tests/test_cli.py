@@ -153,3 +153,14 @@ def test_a_bug_keeps_its_traceback_and_traceback_shows_a_users_too(monkeypatch, 
         main(["fit", "--model", "vae", "--out", str(tmp_path / "run")])
     with pytest.raises(FileNotFoundError, match=r"config\.json"):
         main(["--traceback", "evaluate", str(tmp_path)])
+
+
+def test_checkpoint_every_sets_the_checkpoint_steps(tmp_path, capsys) -> None:
+    run = tmp_path / "run"
+    arguments = ["fit", "--model", "vae", "--out", str(run), "--steps", "5", "--batch-size", "8"]
+    sizes = ["--hidden", "8", "--latent-dim", "2", "--max-examples", "60", "--quiet"]
+    assert main([*arguments, "--checkpoint-every", "2", *sizes]) == 0
+    saved = sorted(p.name for p in (run / "checkpoints").glob("step_*"))
+    assert saved == ["step_000000002", "step_000000004", "step_000000005"]
+    assert main([*arguments, "--checkpoint-every", "0", *sizes]) == USER_ERROR
+    assert "checkpoint_every must be at least 1" in capsys.readouterr().err
