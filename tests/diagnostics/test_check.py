@@ -231,6 +231,20 @@ def test_why_says_which_test_an_untrusted_example_failed(
     assert all("rotation: 90% coverage" in reason for reason in why.values())
 
 
+def test_progress_shows_a_bar_over_the_stages(
+    x: np.ndarray, reference: DataTree, capsys: pytest.CaptureFixture[str]
+) -> None:
+    check(pc.make_guide(), {}, x, reference, progress=True, sbc_simulations=None)
+    err = capsys.readouterr().err
+    assert "check_eta" in err
+    assert "4/4" in err  # guide draws, NUTS reference (given here), comparison, PSIS k-hat
+    for stage in ("guide draws", "comparison", "PSIS k-hat"):
+        assert stage in err, stage
+    assert "SBC" not in err
+    check(pc.make_guide(), {}, x, reference, sbc_simulations=None)
+    assert "check_eta" not in capsys.readouterr().err
+
+
 def test_eta_summary_is_circular_where_a_plain_mean_is_not(exact: EtaCheck) -> None:
     table = exact.eta_summary()
     assert table.circular.all()
