@@ -21,6 +21,13 @@
   compression term E_x KL[q(z|x) ‖ q(z)] of the invariant conditional VAE
   (Moyer et al., 2018), bounded over a minibatch by the mean of all pairwise
   Gaussian KLs (the B × B matrix, or its row means in O(B d)).
+- RealNVP (Dinh et al. 2017) as NumPyro transforms: :class:`AffineCoupling`,
+  :func:`checkerboard_mask`, :func:`channel_mask`, :func:`alternating_mask`,
+  :class:`Squeeze`, :class:`FactorOut`, :class:`ActNorm`, :class:`BatchNorm`
+  (:mod:`invppl.distributions.realnvp`); :class:`RealNVP`, the whole
+  multi-scale flow as an NNX module returning a ``TransformedDistribution``,
+  with :func:`realnvp_sample` and :func:`initialize_actnorm`
+  (:mod:`invppl.distributions.realnvp_flow`).
 - :func:`image_likelihood`, :func:`likelihood_distribution`,
   :class:`ContinuousBernoulli`: observation sites p(x | x̂, η).
 """
@@ -65,22 +72,43 @@ from invppl.distributions.pairwise_kl import (
     gaussian_kl_standard,
     independent_edge_kl_term,
 )
+from invppl.distributions.realnvp import (
+    ActNorm,
+    AffineCoupling,
+    BatchNorm,
+    FactorOut,
+    Squeeze,
+    alternating_mask,
+    channel_mask,
+    checkerboard_mask,
+    inverse_and_log_det,
+)
+from invppl.distributions.realnvp_flow import RealNVP, initialize_actnorm, realnvp_sample
 from invppl.distributions.spanning_tree import spanning_tree_edge_weights
 
 __all__ = [
     "KINDS",
+    "ActNorm",
+    "AffineCoupling",
+    "BatchNorm",
     "ConditionalEtaFlow",
     "ContinuousBernoulli",
     "DiscreteRotationMixture",
     "EdgeFactor",
     "EtaFlow",
     "EtaSupport",
+    "FactorOut",
     "Forest",
     "ForestPrior",
     "PairCorrelation",
+    "RealNVP",
+    "Squeeze",
     "TauLayout",
+    "alternating_mask",
     "bivariate_kl",
     "categorical_eta",
+    "channel_mask",
+    "checkerboard_mask",
     "compression_bound",
     "compression_bound_per_example",
     "compression_factor",
@@ -91,8 +119,11 @@ __all__ = [
     "group_angles",
     "image_likelihood",
     "independent_edge_kl_term",
+    "initialize_actnorm",
+    "inverse_and_log_det",
     "likelihood_distribution",
     "pairwise_gaussian_kl",
+    "realnvp_sample",
     "register_eta_flow",
     "sample_eta",
     "spanning_tree_edge_weights",

@@ -3,11 +3,13 @@
 The package re-exports the public names of :mod:`invppl.nn.networks` and of
 :mod:`invppl.nn.coupling` (the coupling layers of normalising flows: a mask, an
 NNX conditioner and a transformer, which the η flow is built from), each listed
-once in its module's ``__all__``.
+once in its module's ``__all__``, and of :mod:`invppl.nn.realnvp_nets` (RealNVP's
+convolutional conditioners).
 """
 
-from invppl.nn import coupling, networks
+from invppl.nn import coupling, networks, realnvp_nets
 from invppl.nn.coupling import *  # noqa: F403
 from invppl.nn.networks import *  # noqa: F403
+from invppl.nn.realnvp_nets import *  # noqa: F403
 
-__all__ = [*networks.__all__, *coupling.__all__]
+__all__ = [*networks.__all__, *coupling.__all__, *realnvp_nets.__all__]
