@@ -38,6 +38,7 @@ from jax import Array
 from jax.typing import ArrayLike
 from numpyro.contrib.module import nnx_module
 from numpyro.distributions.transforms import ComposeTransform, Transform
+from numpyro.primitives import mutable
 
 from invppl._checks import check_int
 from invppl.distributions.realnvp import (
@@ -278,7 +279,7 @@ def realnvp_sample(
     module_name = f"{name}_flow" if module_name is None else module_name
     state = None
     if flow.normalization == "batchnorm":
-        state = numpyro.mutable(f"{module_name}$batch_norm", flow.batch_norm_state())
+        state = mutable(f"{module_name}$batch_norm", flow.batch_norm_state())
     distribution = nnx_module(module_name, flow)(training=training, state=state)
     return numpyro.sample(name, distribution, obs=obs)
 
