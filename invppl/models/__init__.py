@@ -13,6 +13,10 @@
 - :mod:`invppl.models.paired_vae`: paired weak supervision (Locatello et al. 2020):
   Ada-GVAE, Ada-ML-VAE, their true-k variants, a β-VAE on pairs, the
   latent-transformation model (a low-capacity latent map f_ψ) and circular codes.
+- :mod:`invppl.models.flow_density`: RealNVP image densities on dequantised 8-bit
+  pixels (logit pre-processing), the Gaussian baseline, bits per dimension.
+- :mod:`invppl.models.flow_vae`: the VAE with a RealNVP prior and a conditional
+  coupling-flow guide.
 """
 
 from invppl.models.correlated_vae import (
@@ -23,6 +27,17 @@ from invppl.models.correlated_vae import (
     encode_codes,
     make_correlated_vae,
 )
+from invppl.models.flow_density import (
+    FlowDensity,
+    bits_per_dim,
+    evaluate_bits_per_dim,
+    fit_gaussian_baseline,
+    flow_density_guide,
+    flow_density_model,
+    iwae_bits_per_dim,
+    make_flow_density,
+)
+from invppl.models.flow_vae import FlowVAE, flow_vae_guide, flow_vae_model, make_flow_vae
 from invppl.models.invariant_vae import (
     InvariantVAE,
     invariant_vae_guide,
@@ -57,6 +72,8 @@ __all__ = [
     "VAE",
     "AugVAE",
     "CorrelatedVAE",
+    "FlowDensity",
+    "FlowVAE",
     "InvVAE",
     "InvariantVAE",
     "JointSymmetry",
@@ -65,18 +82,28 @@ __all__ = [
     "PairedVAE",
     "TwoStageSGM",
     "augmentation_bounds",
+    "bits_per_dim",
     "correlated_vae_guide",
     "correlated_vae_model",
     "correlation_rows",
     "decode",
     "encode_codes",
     "eta_prior_model",
+    "evaluate_bits_per_dim",
+    "fit_gaussian_baseline",
+    "flow_density_guide",
+    "flow_density_model",
+    "flow_vae_guide",
+    "flow_vae_model",
     "invariant_vae_guide",
     "invariant_vae_model",
+    "iwae_bits_per_dim",
     "latent_map_guide",
     "latent_map_model",
     "make_augvae",
     "make_correlated_vae",
+    "make_flow_density",
+    "make_flow_vae",
     "make_invariant_vae",
     "make_invvae",
     "make_latent_map_vae",
