@@ -28,6 +28,9 @@
   multi-scale flow as an NNX module returning a ``TransformedDistribution``,
   with :func:`realnvp_sample` and :func:`initialize_actnorm`
   (:mod:`invppl.distributions.realnvp_flow`).
+- :func:`lie_derivative_factor`: the mean squared Lie derivative of a network
+  along a family's generators as a ``numpyro.factor`` penalty (a regulariser
+  towards invariance).
 - :func:`image_likelihood`, :func:`likelihood_distribution`,
   :class:`ContinuousBernoulli`: observation sites p(x | x̂, η).
 """
@@ -59,6 +62,7 @@ from invppl.distributions.forest_prior import (
     TauLayout,
     forest_structure,
 )
+from invppl.distributions.lie_penalty import lie_derivative_factor
 from invppl.distributions.likelihood import (
     KINDS,
     ContinuousBernoulli,
@@ -121,6 +125,7 @@ __all__ = [
     "independent_edge_kl_term",
     "initialize_actnorm",
     "inverse_and_log_det",
+    "lie_derivative_factor",
     "likelihood_distribution",
     "pairwise_gaussian_kl",
     "realnvp_sample",

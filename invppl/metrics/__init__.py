@@ -9,6 +9,9 @@
   the aligned W1 to the truth beside a uniform and a point-mass baseline and
   the pose function's own error; :func:`pose_equivariance_error`, the
   truth-free check of a pose function on held-out data.
+- :func:`local_equivariance_error`: the Lie derivative of a network along
+  each generator of a continuous family, as Gruver et al.'s (2023) local
+  equivariance error (:mod:`invppl.metrics.lie_derivative`).
 - :func:`prototype_invariance`: how much a prototype function changes when its
   input is transformed, relative to the data's variance.
 - :func:`expected_squared_distance`, :func:`expected_distance_rows`,
@@ -62,6 +65,7 @@ from invppl.metrics.graph import (
     spectral_clustering_accuracy,
 )
 from invppl.metrics.invariance import InvarianceReport, prototype_invariance
+from invppl.metrics.lie_derivative import LocalEquivarianceError, local_equivariance_error
 from invppl.metrics.recovery import LawRecovery, law_recovery, pose_equivariance_error
 from invppl.metrics.wasserstein import (
     CdfLike,
@@ -81,6 +85,7 @@ __all__ = [
     "GroupSampler",
     "InvarianceReport",
     "LawRecovery",
+    "LocalEquivarianceError",
     "MIGResult",
     "ModularityResult",
     "NCRRResult",
@@ -100,6 +105,7 @@ __all__ = [
     "histogram_discretize",
     "law_recovery",
     "link_prediction_ncrr",
+    "local_equivariance_error",
     "modularity",
     "mutual_information_gap",
     "pose_equivariance_error",
