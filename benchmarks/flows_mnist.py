@@ -124,7 +124,12 @@ def _flow(seed: int, train: np.ndarray, test: np.ndarray, args: Any) -> dict[str
     shape = (int(train.shape[1]), int(train.shape[2]), int(train.shape[3]))
     clock = time.perf_counter()
     density = make_flow_density(
-        shape, seed=seed, couplings=args.couplings, width=args.width, blocks=args.blocks
+        shape,
+        seed=seed,
+        num_scales=args.scales,
+        couplings=args.couplings,
+        width=args.width,
+        blocks=args.blocks,
     )
     result = fit(
         density.model,
@@ -160,6 +165,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--pool", type=int, default=2, help="average-pool factor (28 → 14)")
     parser.add_argument("--num-train", type=int, default=4000)
     parser.add_argument("--num-test", type=int, default=1000)
+    parser.add_argument("--scales", type=int, default=2, help="RealNVP scales")
     parser.add_argument("--couplings", type=int, default=2, help="RealNVP couplings per half-scale")
     parser.add_argument("--width", type=int, default=32, help="RealNVP ResNet width")
     parser.add_argument("--blocks", type=int, default=1, help="RealNVP residual blocks")
