@@ -2,6 +2,8 @@
 
 - :func:`fit` runs minibatch SVI with a compiled step, a progress bar,
   evaluations, NaN handling and resumable orbax checkpoints.
+- :func:`fit_adversarial` trains a two-player game (a GAN, a BiGAN) with two
+  optax optimisers, one compiled step, checkpoints and a NaN stop.
 - :class:`GraphBatches` draws a graph's edges and non-edges for each step of a
   graph model's fit (``fit(..., extend_batch=...)``).
 - :func:`fit_two_stage` fits the SGM's two stages (pose network, then p(η | x̂)).
@@ -13,6 +15,12 @@
 
 import logging
 
+from invppl.infer.adversarial import (
+    AdversarialLoss,
+    AdversarialResult,
+    AdversarialState,
+    fit_adversarial,
+)
 from invppl.infer.checkpoint import (
     checkpoint_path,
     is_complete_checkpoint,
@@ -34,6 +42,9 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "DATA_PLATE",
+    "AdversarialLoss",
+    "AdversarialResult",
+    "AdversarialState",
     "ExtendBatch",
     "FitInterrupted",
     "FitResult",
@@ -42,6 +53,7 @@ __all__ = [
     "checkpoint_path",
     "elbo_per_example",
     "fit",
+    "fit_adversarial",
     "fit_two_stage",
     "is_complete_checkpoint",
     "iwae_bound",

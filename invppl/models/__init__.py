@@ -15,10 +15,13 @@
   latent-transformation model (a low-capacity latent map f_ψ) and circular codes.
 - :mod:`invppl.models.flow_density`: RealNVP image densities on dequantised 8-bit
   pixels (logit pre-processing), the Gaussian baseline, bits per dimension.
+- :mod:`invppl.models.bigan`: BiGAN (Donahue et al. 2017): generator, encoder and a
+  discriminator over (x, z) pairs, with the adversarial losses.
 - :mod:`invppl.models.flow_vae`: the VAE with a RealNVP prior and a conditional
   coupling-flow guide.
 """
 
+from invppl.models.bigan import BiGAN, make_bigan
 from invppl.models.correlated_vae import (
     CorrelatedVAE,
     correlated_vae_guide,
@@ -71,6 +74,7 @@ __all__ = [
     "SGM",
     "VAE",
     "AugVAE",
+    "BiGAN",
     "CorrelatedVAE",
     "FlowDensity",
     "FlowVAE",
@@ -101,6 +105,7 @@ __all__ = [
     "latent_map_guide",
     "latent_map_model",
     "make_augvae",
+    "make_bigan",
     "make_correlated_vae",
     "make_flow_density",
     "make_flow_vae",
