@@ -37,7 +37,8 @@ Tolerances (W1): rotation 0.10 rad (0.15 for two modes), translation 0.05
 (0.075), log scale 0.05 (0.075).
 
     .venv/bin/python benchmarks/sgm_recovery.py [--tasks shapes-rotation ...] \
-        [--seeds 0 1 2 3 4] [--pose-steps 1000] [--prior-steps 1500] [--out results.json]
+        [--seeds 0 1 2 3 4] [--pose-steps 1000] [--prior-steps 1500] [--frames K] \
+        [--out results.json]
 """
 
 from __future__ import annotations
@@ -351,6 +352,7 @@ def fit_two(task: Task, train: np.ndarray, seed: int, args: argparse.Namespace) 
         consistency_steps=max(3 * args.pose_steps // 4, 1),
         templates=args.templates,
         template_weight=args.template_weight,
+        frame_templates=args.frames,
     )
     fitted = fit_two_stage(
         sgm,
@@ -466,6 +468,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--templates", type=int, default=0, help="stage 1's prototype templates (0: off)"
     )
     parser.add_argument("--template-weight", type=float, default=0.5)
+    parser.add_argument(
+        "--frames", type=int, default=0, help="frame templates learned between the stages (0: off)"
+    )
     parser.add_argument("--method", choices=("two-stage", "joint"), default="two-stage")
     parser.add_argument("--joint-steps", type=int, default=3000, help="SVI steps of --method joint")
     parser.add_argument("--latent-dim", type=int, default=8, help="z's size for --method joint")

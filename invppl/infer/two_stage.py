@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 from jax.typing import ArrayLike
@@ -20,6 +22,7 @@ from jax.typing import ArrayLike
 from invppl._checks import check_int
 from invppl.infer.fit import FitResult, fit
 from invppl.models.sgm_two_stage import LearnedSymmetry, TwoStageSGM, no_guide
+from invppl.transforms.align import FrameTemplates, fit_templates
 
 __all__ = ["TwoStageFit", "fit_two_stage", "stage_optimizer"]
 
@@ -101,6 +104,23 @@ class TwoStageFit:
     symmetry: LearnedSymmetry
     pose: FitResult
     prior: FitResult
+    frames: FrameTemplates | None = None
+    """The templates learned between the stages (``sgm.frame_templates`` > 0), else None."""
+
+
+def _frame_templates(
+    sgm: TwoStageSGM, pose: FitResult, x: np.ndarray, seed: int, batch: int = 500
+) -> FrameTemplates | None:
+    """Templates aligned to the fitted pose network's poses on ``x`` ``(n, H, W, C)``."""
+    if sgm.frame_templates == 0:
+        return None
+    network = jax.jit(sgm.fitted_pose(pose.params))
+    poses = np.concatenate(
+        [np.asarray(network(jnp.asarray(x[i : i + batch]))) for i in range(0, len(x), batch)]
+    )
+    return fit_templates(
+        sgm.family, x, poses, count=sgm.frame_templates, seed=seed, blur=sgm.frame_blur
+    )
 
 
 def fit_two_stage(
@@ -141,6 +161,11 @@ def fit_two_stage(
         checkpoint_dir: optional; the stages checkpoint into ``pose/`` and
             ``prior/`` below it and resume from there.
         progress: progress bars.
+
+    With ``sgm.frame_templates`` = K > 0, K templates are learned between the
+    stages from the fitted pose network's poses on every example
+    (:func:`~invppl.transforms.fit_templates`, seeded with ``seed``) and every
+    pose, in stage 2 and in the result, is aligned to them.
     """
     if "x" not in data:
         raise ValueError(f"data must hold the images under 'x', got keys {sorted(data)}")
@@ -164,8 +189,9 @@ def fit_two_stage(
     )
     if pose.stopped_early:
         raise FloatingPointError(f"stage 1 (pose network) {pose.message}")
+    frames = _frame_templates(sgm, pose, np.asarray(data["x"], np.float32), seed)
     prior = fit(
-        sgm.eta_prior_model(pose.params),
+        sgm.eta_prior_model(pose.params, frames),
         no_guide,
         prior_data,
         seed=(seed + 1) % 2**32,
@@ -181,4 +207,4 @@ def fit_two_stage(
     )
     if prior.stopped_early:
         raise FloatingPointError(f"stage 2 (p(eta | prototype)) {prior.message}")
-    return TwoStageFit(sgm.learned(pose.params, prior.params), pose, prior)
+    return TwoStageFit(sgm.learned(pose.params, prior.params, frames), pose, prior, frames)

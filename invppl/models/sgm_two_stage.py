@@ -62,6 +62,7 @@ from invppl.distributions.eta_flow import (
 )
 from invppl.nn import ConvEncoder, PoseNetwork, with_fitted_params
 from invppl.transforms.affine import Affine
+from invppl.transforms.align import FrameTemplates
 from invppl.transforms.blur import gaussian_blur
 from invppl.transforms.colour import Colour
 from invppl.transforms.family import AffineColour, TransformFamily, move, transform_family
@@ -71,6 +72,7 @@ from invppl.transforms.support import Interval, Periodic
 __all__ = [
     "LearnedSymmetry",
     "TwoStageSGM",
+    "aligned_pose",
     "augmentation_bounds",
     "eta_prior_model",
     "make_two_stage_sgm",
@@ -278,6 +280,18 @@ def eta_prior_model(
         return sample_eta("eta", prior_flow, embed(prototype), param_name="prior_flow", obs=eta)
 
 
+def aligned_pose(
+    pose_net: nnx.Module, family: TransformFamily, frames: FrameTemplates | None, x: Array
+) -> Array:
+    """The pose network's f(x) ``(batch, k)``, searched against ``frames`` when given.
+
+    See :mod:`invppl.transforms.align`: the search makes the frames of similar
+    examples agree, which equivariance alone does not.
+    """
+    poses = pose_net(check_images(x))
+    return poses if frames is None else frames.align(family, x, poses)
+
+
 def no_guide(*args: Any, **kwargs: Any) -> None:
     """The guide of a model without latent variables."""
 
@@ -293,10 +307,12 @@ class LearnedSymmetry:
     pose_net: nnx.Module
     prior_embedding: nnx.Module
     prior_flow: EtaFlow
+    frames: FrameTemplates | None = None
+    """Templates that the pose network's output is aligned to (None: the network alone)."""
 
     def pose(self, x: Array) -> Array:
-        """f(x): ``(batch, k)``."""
-        return self.pose_net(check_images(x))
+        """f(x): ``(batch, k)``, the network's pose, aligned to the frame templates if any."""
+        return aligned_pose(self.pose_net, self.family, self.frames, x)
 
     def prototype(self, x: Array) -> Array:
         """x̂ = T_f(x)⁻¹(x): ``(batch, H, W, C)``."""
@@ -331,6 +347,8 @@ class TwoStageSGM:
         pose_model: stage 1, ``pose_model(x)``; its guide is :func:`no_guide`.
         family, image_shape: the transformation family and ``(H, W, C)``.
         pose_net, prior_embedding, prior_flow: the initial networks.
+        frame_templates, frame_blur: templates learned between the stages
+            (0: none; see :func:`invppl.transforms.fit_templates`) and their blur.
     """
 
     pose_model: Any
@@ -339,19 +357,33 @@ class TwoStageSGM:
     pose_net: PoseNetwork
     prior_embedding: nnx.Module
     prior_flow: EtaFlow
+    frame_templates: int = 0
+    frame_blur: float = 1.0
 
-    def eta_prior_model(self, pose_params: Mapping[str, Any]) -> Any:
-        """Stage 2's model with the pose network holding the weights of stage 1's fit."""
+    def fitted_pose(
+        self, pose_params: Mapping[str, Any], frames: FrameTemplates | None = None
+    ) -> Any:
+        """f(x) ``(batch, k)`` of stage 1's fitted weights, aligned to ``frames`` if given."""
+        network = with_fitted_params(self.pose_net, "pose_net", pose_params)
+        return partial(aligned_pose, network, self.family, frames)
+
+    def eta_prior_model(
+        self, pose_params: Mapping[str, Any], frames: FrameTemplates | None = None
+    ) -> Any:
+        """Stage 2's model with the pose of stage 1's fit (and frame templates, if any)."""
         return partial(
             eta_prior_model,
-            pose=with_fitted_params(self.pose_net, "pose_net", pose_params),
+            pose=self.fitted_pose(pose_params, frames),
             prior_embedding=self.prior_embedding,
             prior_flow=self.prior_flow,
             family=self.family,
         )
 
     def learned(
-        self, pose_params: Mapping[str, Any], prior_params: Mapping[str, Any]
+        self,
+        pose_params: Mapping[str, Any],
+        prior_params: Mapping[str, Any],
+        frames: FrameTemplates | None = None,
     ) -> LearnedSymmetry:
         """The :class:`LearnedSymmetry` of the two stages' fitted params."""
         return LearnedSymmetry(
@@ -361,6 +393,7 @@ class TwoStageSGM:
                 self.prior_embedding, "prior_embedding", prior_params
             ),
             prior_flow=with_fitted_flow(self.prior_flow, "prior_flow", prior_params),
+            frames=frames,
         )
 
 
@@ -402,6 +435,8 @@ def make_two_stage_sgm(
     templates: int = 0,
     template_weight: float = 0.5,
     template_blur: float = 1.0,
+    frame_templates: int = 0,
+    frame_blur: float = 1.0,
     context_dim: int = 32,
     hidden: int = 256,
     knots: int = 8,
@@ -424,6 +459,11 @@ def make_two_stage_sgm(
         templates, template_weight, template_blur: stage 1's prototype agreement
             (see :func:`template_agreement`): the number of learned templates
             (0: off), the term's weight and the compared images' blur (pixels).
+        frame_templates, frame_blur: the number of templates that
+            :func:`~invppl.infer.fit_two_stage` learns between the stages and
+            aligns every pose to (transformation-invariant clustering,
+            :mod:`invppl.transforms.align`; 0: off), and their blur (pixels).
+            It mends classes on which the pose network failed (docs/sgm.md).
         context_dim, hidden, knots, flow_layers: network and flow sizes (four
             coupling layers by default: with two, a point mass on the circle
             was sometimes left smeared after stage 2's steps, see docs/sgm.md).
@@ -460,4 +500,9 @@ def make_two_stage_sgm(
         jax.random.key(seed), family.parameters, context_dim, knots=knots, layers=flow_layers
     )
     model = partial(pose_model, pose_net=pose_net, family=family, low=low, high=high, **options)
-    return TwoStageSGM(model, family, shape, pose_net, prior_embedding, prior_flow)
+    frame_templates = check_int(frame_templates, "frame_templates", minimum=0)
+    if not (math.isfinite(frame_blur) and frame_blur > 0):
+        raise ValueError(f"frame_blur must be a positive width in pixels, got {frame_blur}")
+    return TwoStageSGM(
+        model, family, shape, pose_net, prior_embedding, prior_flow, frame_templates, frame_blur
+    )

@@ -14,6 +14,7 @@ from invppl.transforms.affine import (
     sampling_grid,
     warp,
 )
+from invppl.transforms.align import FrameTemplates, align_poses, fit_templates, search_widths
 from invppl.transforms.blur import gaussian_blur
 from invppl.transforms.colour import COLOUR_NAMES, Colour, clip_straight_through, colour_matrix
 from invppl.transforms.discrete import CyclicRotation, Flip, rotate90
@@ -34,6 +35,7 @@ __all__ = [
     "CyclicRotation",
     "Discrete",
     "Flip",
+    "FrameTemplates",
     "Interval",
     "Parameter",
     "Periodic",
@@ -41,13 +43,16 @@ __all__ = [
     "Support",
     "TransformFamily",
     "affine_matrix",
+    "align_poses",
     "clip_straight_through",
     "colour_matrix",
+    "fit_templates",
     "gaussian_blur",
     "move",
     "resample",
     "rotate90",
     "sampling_grid",
+    "search_widths",
     "transform_family",
     "warp",
 ]
