@@ -24,7 +24,14 @@ from invppl.models import (
     make_two_stage_sgm,
     pose_model,
 )
-from invppl.transforms import Affine, Interval, Periodic, Real, transform_family
+from invppl.transforms import (
+    Affine,
+    Interval,
+    Periodic,
+    Real,
+    fit_templates,
+    transform_family,
+)
 from tests.models.scipy_rotation import rotate
 
 SIZE = 16
@@ -548,3 +555,38 @@ def test_bad_holdout_raises_before_any_work(fraction: float, batch_size: int, me
             prior_holdout=fraction,
             progress=False,
         )
+
+
+# ---------------------------------------------------------------------------
+# frame templates between the stages
+
+
+def test_frame_templates_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="frame_templates must be at least 0"):
+        make_two_stage_sgm((8, 8, 1), seed=0, frame_templates=-1, **SMALL)
+    with pytest.raises(ValueError, match="frame_blur must be a positive width"):
+        make_two_stage_sgm((8, 8, 1), seed=0, frame_templates=2, frame_blur=0.0, **SMALL)
+
+
+def test_aligned_poses_are_the_search_around_the_network(fitted: _Fitted) -> None:
+    """With frames, f(x) is the network's pose searched against the templates."""
+    sgm, result = fitted.sgm, fitted.result
+    frames = fit_templates(sgm.family, X, fitted.poses[:, None], count=1, seed=0, num_grid=32)
+    symmetry = sgm.learned(result.pose.params, result.prior.params, frames)
+    aligned = np.asarray(jax.jit(symmetry.pose)(jnp.asarray(X)))
+    expected = frames.align(sgm.family, jnp.asarray(X), jnp.asarray(fitted.poses[:, None]))
+    np.testing.assert_allclose(aligned, np.asarray(expected), atol=1e-5)
+    # one shape: after the search, pose − angle is the same for every example
+    resultant = abs(np.mean(np.exp(1j * (aligned[:, 0] - ANGLES))))
+    assert resultant > 0.995, resultant
+
+
+def test_fit_two_stage_learns_the_frames_it_is_asked_for() -> None:
+    sgm = make_two_stage_sgm((SIZE, SIZE, 1), seed=0, frame_templates=2, **SMALL)
+    result = fit_two_stage(
+        sgm, {"x": X}, seed=0, pose_steps=2, prior_steps=2, batch_size=16, progress=False
+    )
+    assert result.frames is not None
+    assert result.symmetry.frames is result.frames
+    assert result.frames.templates.shape == (2, SIZE, SIZE, 1)
+    assert int(result.frames.sizes.sum()) == N
