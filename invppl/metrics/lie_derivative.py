@@ -31,7 +31,7 @@ The derivative itself is :func:`invppl.transforms.lie.lie_derivatives`: one
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import jax
@@ -46,16 +46,17 @@ OutputKind = Literal["probabilities", "raw"]
 OUTPUT_KINDS: tuple[str, ...] = ("probabilities", "raw")
 
 
+@jax.tree_util.register_dataclass
 @dataclass(frozen=True, eq=False)
 class LocalEquivarianceError:
-    """The result of :func:`local_equivariance_error`.
+    """The result of :func:`local_equivariance_error` (a pytree: it can leave ``jax.jit``).
 
     Attributes:
         names: the generators' parameter names, in the order chosen.
         per_example: ``(batch, generators)`` LEE_k(x) of each image.
     """
 
-    names: tuple[str, ...]
+    names: tuple[str, ...] = field(metadata={"static": True})
     per_example: Array
 
     @property
