@@ -256,16 +256,22 @@ def _transform_grid(array: Array, element: int, axes: tuple[int, int]) -> Array:
     return jnp.rot90(array, element % 4, axes=axes)
 
 
+def _transform_grid_numpy(array: np.ndarray, element: int) -> np.ndarray:
+    """:func:`_transform_grid` on the first two axes of a NumPy array (safe inside a trace)."""
+    if element >= 4:
+        array = np.flip(array, axis=1)
+    return np.rot90(array, element % 4, axes=(0, 1))
+
+
 @functools.cache
 def _tables(order: int) -> tuple[np.ndarray, np.ndarray]:
     """The Cayley table (g ∘ h) and inverses, read off the action on a 3 × 3 probe."""
     probe = np.arange(9).reshape(3, 3)
-    images = [np.asarray(_transform_grid(jnp.asarray(probe), g, (0, 1))) for g in range(order)]
+    images = [_transform_grid_numpy(probe, g) for g in range(order)]
     keys = [image.tobytes() for image in images]
     cayley = np.zeros((order, order), dtype=np.int32)
     for g, h in itertools.product(range(order), range(order)):
-        both = np.asarray(_transform_grid(jnp.asarray(images[h]), g, (0, 1)))
-        cayley[g, h] = keys.index(both.tobytes())
+        cayley[g, h] = keys.index(_transform_grid_numpy(images[h], g).tobytes())
     inverse = np.argmax(cayley == 0, axis=1).astype(np.int32)
     return cayley, inverse
 
