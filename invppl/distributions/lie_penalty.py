@@ -1,10 +1,10 @@
 """The Lie derivative as a regulariser inside a NumPyro model.
 
 A network f that should be invariant to a continuous family of
-transformations T_η is penalised, in the model's log density, by
+transformations T_η is penalised, in the model's log density, by::
 
     log p(...) − λ · mean_{k, x, outputs} (L_k f(x))²,
-    L_k f(x) = d/dt f(T_{t e_k} x) |_{t=0},
+    L_k f(x) = d/dt f(T_{t e_k} x) at t = 0,
 
 with :func:`invppl.transforms.lie.mean_squared_lie_derivative` the mean of the
 squared Lie derivatives over the chosen generators, the batch and the

@@ -3,9 +3,9 @@
 Gruver et al., "The Lie derivative for measuring learned equivariance" (ICLR
 2023), measure a classifier's local equivariance error (LEE) along a
 transformation's generator by the Lie derivative of its predicted class
-probabilities,
+probabilities::
 
-    L_k f(x) = d/dt softmax(f(T_{t e_k} x)) |_{t=0}          (K classes)
+    L_k f(x) = d/dt softmax(f(T_{t e_k} x)) at t = 0          (K classes)
     LEE_k(x) = (1/K) Σ_c |L_k f(x)_c|,
 
 averaged over examples: the normalisation of their reference code
@@ -93,7 +93,7 @@ def local_equivariance_error(
 
     Returns:
         A :class:`LocalEquivarianceError`: LEE_k(x) = mean over an example's
-        output entries of |L_k f(x)|, per example and generator.
+        output entries of the absolute value of L_k f(x), per example and generator.
 
     Raises:
         ValueError: an unknown ``outputs``; a discrete family, a generator out
@@ -101,7 +101,8 @@ def local_equivariance_error(
             :func:`invppl.transforms.lie.check_generators`).
 
     A blob above the centre, turning: its mass is invariant, its x-centroid
-    moves at −c_y = −0.375 per radian, so the mean |L| over the two outputs is 0.1875.
+    moves at −c_y = −0.375 per radian, so the mean absolute derivative over
+    the two outputs is 0.1875.
 
     >>> import jax.numpy as jnp
     >>> from invppl.transforms import Affine

@@ -1,7 +1,7 @@
 """Invariance by weight sharing: group-pooled networks and group convolutions (C4, D4).
 
 **Group pooling** over a finite invppl transformation group G (products of
-:class:`~invppl.transforms.CyclicRotation` and :class:`~invppl.transforms.Flip`):
+:class:`~invppl.transforms.CyclicRotation` and :class:`~invppl.transforms.Flip`)::
 
     f_G(x) = pool_{g ∈ G} f(T_g x),        pool = mean or max,
 
@@ -17,7 +17,7 @@ F(h, u) has a value per group element h and pixel u, stored as
 ``(batch, height, width, group, channels)``; a group element g acts on it by
 (g · F)(h, u) = F(g⁻¹h, g⁻¹u). The lifting convolution correlates the image
 with every transformed filter, and the group convolution with filters moved
-the same way:
+the same way::
 
     [x ⋆ ψ](g, u) = Σ_v x(v) ψ(g⁻¹(v − u)),
     [F ⋆ ψ](g, u) = Σ_h Σ_v F(h, v) ψ(g⁻¹h, g⁻¹(v − u)),

@@ -1,8 +1,8 @@
 """The Lie derivative of a function of images along a transformation family's generator.
 
-For a continuous family T_η (η = 0 the identity) and its k-th generator e_k,
+For a continuous family T_η (η = 0 the identity) and its k-th generator e_k::
 
-    L_k f(x) = d/dt f(T_{t e_k} x) |_{t=0},
+    L_k f(x) = d/dt f(T_{t e_k} x) at t = 0,
 
 computed as one Jacobian-vector product (``jax.jvp``) through the family's own
 warp, so the image is resampled once. For an affine generator G_k the warp
