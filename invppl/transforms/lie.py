@@ -93,7 +93,8 @@ def check_generators(
     names = tuple(p.name for p in parameters)
     if generators is None:
         return tuple(range(len(names)))
-    chosen = [generators] if isinstance(generators, int | str) else list(generators)
+    single = isinstance(generators, int | str | np.integer)
+    chosen = [generators] if single else list(generators)  # type: ignore[arg-type]
     if not chosen:
         raise ValueError(f"no generator chosen; pick indices or names from {names}")
     indices = []
@@ -102,8 +103,12 @@ def check_generators(
             if generator not in names:
                 raise ValueError(f"unknown generator {generator!r}; the family's are {names}")
             indices.append(names.index(generator))
-        elif isinstance(generator, int) and 0 <= generator < len(names):
-            indices.append(generator)
+        elif (
+            isinstance(generator, int | np.integer)
+            and not isinstance(generator, bool)
+            and 0 <= generator < len(names)
+        ):
+            indices.append(int(generator))
         else:
             raise ValueError(
                 f"generator index {generator!r} out of range: the family has {len(names)} "

@@ -233,6 +233,9 @@ def test_bad_input_gives_clear_errors() -> None:
         match=r"generator index 6 out of range: the family has 6 generator\(s\).*indices 0\.\.5",
     ):
         lie_derivative(f, images, AFFINE, 6)
+    with pytest.raises(ValueError, match="generator index True out of range"):
+        lie_derivative(f, images, AFFINE, True)
+    assert lie_derivatives(f, images, AFFINE, np.int64(2)).shape == (1, 3, 3)
     with pytest.raises(ValueError, match="generator index -1 out of range"):
         lie_derivatives(f, images, AFFINE, [0, -1])
     with pytest.raises(ValueError, match=r"unknown generator 'hue'; the family's are \('tx',"):
