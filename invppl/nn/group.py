@@ -332,12 +332,14 @@ def _correlate(inputs: Array, kernel: Array) -> Array:
     )
 
 
-class LiftingConv(nnx.Module):
-    """Images ``(batch, h, w, in)`` → group features ``(batch, h, w, group, out)``: [x ⋆ ψ](g, u).
+class _GroupCorrelation(nnx.Module):
+    """The parameters of a lifting or group convolution: a He-normal filter bank
+    ``(k, k, [group,] in, out)`` and one bias per output channel, shared over the group.
 
-    One filter bank, correlated in every turned (and mirrored) pose; one bias
-    per output channel, shared over the group.
+    ``_group_axis`` says whether the inputs, and so the filters, have a group axis.
     """
+
+    _group_axis: bool
 
     def __init__(
         self,
@@ -351,9 +353,21 @@ class LiftingConv(nnx.Module):
         _check_kernel(kernel_size)
         self.group = group
         self.in_channels = in_channels
-        shape = (kernel_size, kernel_size, in_channels, out_channels)
-        self.kernel = nnx.Param(nnx.initializers.he_normal()(rngs.params(), shape))
+        group_axis = (group.order,) if self._group_axis else ()
+        shape = (kernel_size, kernel_size, *group_axis, in_channels, out_channels)
+        fan_in = tuple(range(len(shape) - 1))  # every axis but the output channels
+        self.kernel = nnx.Param(nnx.initializers.he_normal(in_axis=fan_in)(rngs.params(), shape))
         self.bias = nnx.Param(jnp.zeros((out_channels,)))
+
+
+class LiftingConv(_GroupCorrelation):
+    """Images ``(batch, h, w, in)`` → group features ``(batch, h, w, group, out)``: [x ⋆ ψ](g, u).
+
+    One filter bank, correlated in every turned (and mirrored) pose; one bias
+    per output channel, shared over the group.
+    """
+
+    _group_axis = False
 
     def __call__(self, images: Array) -> Array:
         images = check_images(images)
@@ -368,30 +382,14 @@ class LiftingConv(nnx.Module):
         return out.reshape((*out.shape[:3], self.group.order, -1)) + self.bias[...]
 
 
-class GroupConv(nnx.Module):
+class GroupConv(_GroupCorrelation):
     """Group features ``(batch, h, w, group, in)`` → ``(batch, h, w, group, out)``: [F ⋆ ψ](g, u).
 
     The filter ψ(h, v) for output element g is g · ψ: turned in space and with
     its group axis permuted, ψ_g(h, v) = ψ(g⁻¹h, g⁻¹v).
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        group: PixelGroup,
-        *,
-        rngs: nnx.Rngs,
-        kernel_size: int = 3,
-    ) -> None:
-        _check_kernel(kernel_size)
-        self.group = group
-        self.in_channels = in_channels
-        shape = (kernel_size, kernel_size, group.order, in_channels, out_channels)
-        self.kernel = nnx.Param(
-            nnx.initializers.he_normal(in_axis=(0, 1, 2, 3))(rngs.params(), shape)
-        )
-        self.bias = nnx.Param(jnp.zeros((out_channels,)))
+    _group_axis = True
 
     def __call__(self, features: Array) -> Array:
         expected = (self.group.order, self.in_channels)
