@@ -418,7 +418,28 @@ def _check_event_dim(event_dim: int, what: str) -> int:
     return event_dim
 
 
-class ActNorm(Transform):
+class _PerChannel(Transform):
+    """A per-channel map of ``(..., D)`` vectors (``event_dim`` 1) or ``(..., H, W, C)``
+    images (3), with ``(C,)`` parameters ``log_scale``: its domain and input checks."""
+
+    event_dim: int
+    log_scale: Array
+
+    @property
+    def domain(self) -> constraints.Constraint:
+        return constraints.independent(constraints.real, self.event_dim)
+
+    @property
+    def codomain(self) -> constraints.Constraint:
+        return self.domain
+
+    def _check(self, values: ArrayLike, what: str) -> Array:
+        values = _check_input(values, self.event_dim, what)
+        _check_event(values, self.log_scale.shape, what)
+        return values
+
+
+class ActNorm(_PerChannel):
     """``y = x·exp(log_scale) + shift``, per channel (the last axis) of ``(..., D)`` or images.
 
     Glow's activation normalisation. ``log_scale`` and ``shift`` are ``(C,)``;
@@ -444,19 +465,6 @@ class ActNorm(Transform):
         axes = tuple(range(y.ndim - 1))
         return cls(jnp.log(jnp.std(y, axes) + eps), jnp.mean(y, axes), event_dim=event_dim)
 
-    @property
-    def domain(self) -> constraints.Constraint:
-        return constraints.independent(constraints.real, self.event_dim)
-
-    @property
-    def codomain(self) -> constraints.Constraint:
-        return self.domain
-
-    def _check(self, values: ArrayLike, what: str) -> Array:
-        values = _check_input(values, self.event_dim, what)
-        _check_event(values, self.log_scale.shape, what)
-        return values
-
     def __call__(self, x: ArrayLike) -> Array:
         return self._check(x, "ActNorm") * jnp.exp(self.log_scale) + self.shift
 
@@ -475,7 +483,7 @@ class ActNorm(Transform):
         return isinstance(other, ActNorm) and other is self
 
 
-class BatchNorm(Transform):
+class BatchNorm(_PerChannel):
     """Batch normalisation as a bijector: its *inverse* normalises, per channel (last axis).
 
     From the data side (``log_prob``), ``x = (y − μ) / √(σ² + ε) · exp(log_scale) + shift``;
@@ -530,19 +538,6 @@ class BatchNorm(Transform):
             )
         self.training = bool(training)
         self.momentum, self.eps = float(momentum), float(eps)
-
-    @property
-    def domain(self) -> constraints.Constraint:
-        return constraints.independent(constraints.real, self.event_dim)
-
-    @property
-    def codomain(self) -> constraints.Constraint:
-        return self.domain
-
-    def _check(self, values: ArrayLike, what: str) -> Array:
-        values = _check_input(values, self.event_dim, what)
-        _check_event(values, self.log_scale.shape, what)
-        return values
 
     def _statistics(self, y: Array) -> tuple[Array, Array]:
         """``(μ, σ²)`` ``(C,)``: of the batch ``y`` in training, the running ones otherwise."""
