@@ -20,29 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import jax
-import jax.numpy as jnp
-import numpy as np
 import numpyro
 from jax import Array
 from jax.typing import ArrayLike
 
+from invppl.distributions.compression import _check_weight
 from invppl.transforms.lie import check_generators, mean_squared_lie_derivative
 
 __all__ = ["lie_derivative_factor"]
-
-
-def _check_weight(weight: ArrayLike) -> Array:
-    weight = jnp.asarray(weight)
-    if not jnp.issubdtype(weight.dtype, jnp.floating):
-        weight = weight.astype(jnp.result_type(float))
-    if weight.ndim != 0:
-        raise ValueError(f"weight must be a scalar, got shape {tuple(weight.shape)}")
-    if not isinstance(weight, jax.core.Tracer):
-        value = float(weight)
-        if not (np.isfinite(value) and value >= 0):
-            raise ValueError(f"weight must be finite and >= 0, got {value!r}")
-    return weight
 
 
 def lie_derivative_factor(
