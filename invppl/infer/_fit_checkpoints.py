@@ -43,6 +43,7 @@ __all__ = [
     "find_resume_point",
     "fingerprint",
     "restore",
+    "restore_latest_intact",
     "run_metadata",
     "save_run",
     "set_aside",
@@ -191,6 +192,32 @@ def restore(
     restored, _ = load_checkpoint(point.path, target)
     evaluations = [dict(record) for record in point.metadata.get("eval", [])]
     return restored["svi_state"], np.asarray(restored["losses"]), evaluations
+
+
+def restore_latest_intact[R](
+    found: tuple[ResumePoint | None, list[str]],
+    metadata: Mapping[str, Any],
+    directory: str | None,
+    num_steps: int,
+    load: Callable[[ResumePoint], R],
+) -> tuple[ResumePoint, R] | None:
+    """``(point, load(point))`` for the latest checkpoint ``load`` can read, or None.
+
+    ``found`` is :func:`find_resume_point`'s answer. Each point's settings are
+    checked against ``metadata`` (:func:`check_resumable`); one whose arrays
+    cannot be read (``load`` raises ``ValueError``) is set aside, its note
+    appended to ``found[1]``, and the next intact one tried.
+    """
+    point, notes = found
+    while point is not None:
+        check_resumable(point, metadata)
+        try:
+            return point, load(point)
+        except ValueError as error:
+            notes.append(set_aside(point.path, str(error)))
+            point, more = find_resume_point(directory, True, num_steps)
+            notes.extend(more)
+    return None
 
 
 def save_run(

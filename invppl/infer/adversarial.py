@@ -50,10 +50,9 @@ from invppl._io import check_writable_folder
 from invppl.infer._checks import check_data, check_positive_int, check_seed, model_name
 from invppl.infer._fit_checkpoints import (
     ResumePoint,
-    check_resumable,
     find_resume_point,
     fingerprint,
-    set_aside,
+    restore_latest_intact,
 )
 from invppl.infer._interrupts import FitInterrupted, Interrupts
 from invppl.infer.checkpoint import (
@@ -256,25 +255,23 @@ def _resume(
     settings are checked against ``metadata``; a checkpoint whose arrays cannot
     be read is set aside (a note says so) and the next one tried.
     """
-    point, notes = find_resume_point(directory, resume, num_steps)
-    while point is not None:
-        check_resumable(point, metadata)
-        dtype = np.dtype(point.metadata["loss_dtype"])
+
+    def load(point: ResumePoint) -> dict[str, Any]:
         target = {
             "state": state,
-            "losses": np.zeros((point.step, 2), dtype),
+            "losses": np.zeros((point.step, 2), np.dtype(point.metadata["loss_dtype"])),
             "step": np.asarray(0, np.int64),
         }
-        try:
-            restored, _ = load_checkpoint(point.path, target)
-        except ValueError as error:
-            notes.append(set_aside(point.path, str(error)))
-            point, more = find_resume_point(directory, True, num_steps)
-            notes.extend(more)
-            continue
-        _logger.info("resuming from %s at step %d", point.path, point.step)
-        return point, restored["state"], np.asarray(restored["losses"]), notes
-    return None, state, np.zeros((0, 2), np.dtype(jnp.result_type(float))), notes
+        return load_checkpoint(point.path, target)[0]
+
+    found = find_resume_point(directory, resume, num_steps)
+    latest = restore_latest_intact(found, metadata, directory, num_steps, load)
+    notes = found[1]
+    if latest is None:
+        return None, state, np.zeros((0, 2), np.dtype(jnp.result_type(float))), notes
+    point, restored = latest
+    _logger.info("resuming from %s at step %d", point.path, point.step)
+    return point, restored["state"], np.asarray(restored["losses"]), notes
 
 
 # ---------------------------------------------------------------- the loop

@@ -51,12 +51,11 @@ from invppl.infer._checks import (
 )
 from invppl.infer._fit_checkpoints import (
     ResumePoint,
-    check_resumable,
     find_resume_point,
     restore,
+    restore_latest_intact,
     run_metadata,
     save_run,
-    set_aside,
 )
 from invppl.infer._fit_step import (
     Augment,
@@ -316,19 +315,14 @@ def _resume(
     ``metadata``. A checkpoint whose arrays cannot be read is set aside and the
     next intact one tried (its note joins ``found[1]``).
     """
-    point, notes = found
-    while point is not None:
-        check_resumable(point, metadata)
-        try:
-            restored, losses, evaluations = restore(point, state)
-        except ValueError as error:
-            notes.append(set_aside(point.path, str(error)))
-            point, more = find_resume_point(directory, True, num_steps)
-            notes.extend(more)
-            continue
-        _logger.info("resuming from %s at step %d", point.path, point.step)
-        return point, restored, point.step, [losses], evaluations
-    return None, state, 0, [], []
+    latest = restore_latest_intact(
+        found, metadata, directory, num_steps, lambda point: restore(point, state)
+    )
+    if latest is None:
+        return None, state, 0, [], []
+    point, (restored, losses, evaluations) = latest
+    _logger.info("resuming from %s at step %d", point.path, point.step)
+    return point, restored, point.step, [losses], evaluations
 
 
 def _recovery_note(notes: list[str], point: ResumePoint | None) -> str:
