@@ -2,8 +2,9 @@
 
 On the bundled MNIST digits (``load_mnist()``, 5,000 digits), average-pooled
 2×2 to 14×14 and rounded back to 8-bit levels, split once (a fixed
-permutation) into ``--num-train`` training and ``--num-test`` test digits,
-each seed fits
+permutation) into ``--num-train`` training and ``--num-test`` test digits
+(with ``INVPPL_MNIST_DIR`` set, :func:`~invppl.datasets.load_mnist` reads the
+IDX files and the split is drawn from the 60,000 training digits), each seed fits
 
 - a multi-scale RealNVP density (:func:`invppl.models.make_flow_density`) by
   maximum likelihood through ``fit``, each minibatch dequantised afresh;
