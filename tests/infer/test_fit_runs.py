@@ -134,6 +134,11 @@ def test_damaged_checkpoints_are_named_set_aside_and_the_run_resumes_from_the_la
     assert "is damaged" not in again.message
 
 
+# A read that fails inside orbax leaves tensorstore callbacks that later call
+# `call_soon_threadsafe` on orbax's closed event loop ("Event loop is closed", an
+# unraisable exception in a background thread). Seen once in a clean-clone CI run under
+# load (2026-12-07), never alone; what this test checks, fit's fall-back, is unaffected.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_arrays_unreadable_despite_the_manifest_fall_back_too(
     tmp_path: Path, uninterrupted: FitResult
 ) -> None:
