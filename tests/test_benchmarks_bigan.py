@@ -17,6 +17,7 @@ def bigan_mnist() -> dict:
     return runpy.run_path(str(BENCHMARKS / "bigan_mnist.py"), run_name="bigan_mnist")
 
 
+@pytest.mark.slow  # ~19 s; tutorial 07 fits a BiGAN in make test
 def test_bigan_mnist_runs(bigan_mnist, tmp_path, capsys) -> None:
     out, figure = tmp_path / "bigan.json", tmp_path / "bigan.png"
     tiny = "--seeds 0 --steps 3 --batch-size 16 --latent-dim 4 --hidden 16 --architecture mlp"

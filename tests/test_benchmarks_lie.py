@@ -4,9 +4,12 @@ import json
 import runpy
 from pathlib import Path
 
+import pytest
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
+@pytest.mark.slow  # ~10 s; the LEE itself is tested in tests/metrics/test_lie_derivative.py
 def test_lie_derivative_cost_runs(tmp_path, capsys) -> None:
     module = runpy.run_path(str(BENCHMARKS / "lie_derivative_cost.py"), run_name="lie_cost")
     out = tmp_path / "lie.json"

@@ -581,6 +581,7 @@ def test_aligned_poses_are_the_search_around_the_network(fitted: _Fitted) -> Non
     assert resultant > 0.995, resultant
 
 
+@pytest.mark.slow  # ~38 s (stage 2 compiles the search); the parts are tested in make test
 def test_fit_two_stage_learns_the_frames_it_is_asked_for() -> None:
     sgm = make_two_stage_sgm((SIZE, SIZE, 1), seed=0, frame_templates=2, **SMALL)
     result = fit_two_stage(
