@@ -1,5 +1,7 @@
 """The VAE with a RealNVP prior p(z) and a conditional coupling-flow guide q(z | x).
 
+The model and the guide::
+
     z ~ p(z) = N(0, I)  or  RealNVP(N(0, I))                       code      (batch, d)
     x̃ ~ p(x̃ | z) = Lik(f(z))                                       pixels    (batch, H, W, C)
     q(z | x̃) = N(μ(x̃), diag σ(x̃)²)  or  T_K ∘ … ∘ T_1 of it,       guide
