@@ -162,6 +162,7 @@ def test_ppl_overhead_runs_every_model(monkeypatch, capsys) -> None:
     assert all(float(row[3]) > 0 for row in rows)
 
 
+@pytest.mark.slow  # ~30 s; AugVAE runs in make test through the demo test and tutorial 02
 def test_augvae_vs_vae_runs(tmp_path, capsys) -> None:
     module = runpy.run_path(str(BENCHMARKS / "augvae_vs_vae.py"), run_name="augvae_vs_vae")
     out = tmp_path / "augvae.json"

@@ -13,6 +13,7 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
+@pytest.mark.slow  # ~8 s; the forest prior is tested in tests/distributions
 def test_forest_prior_scaling_runs(tmp_path, capsys) -> None:
     module = runpy.run_path(
         str(BENCHMARKS / "forest_prior_scaling.py"), run_name="forest_prior_scaling"

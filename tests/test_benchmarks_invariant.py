@@ -13,6 +13,7 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
+@pytest.mark.slow  # ~12 s; the compression term is tested in tests/distributions
 def test_compression_term_runs(tmp_path, capsys) -> None:
     module = runpy.run_path(str(BENCHMARKS / "compression_term.py"), run_name="compression_term")
     out = tmp_path / "compression.json"
