@@ -77,6 +77,21 @@ def digits(factor: int, num_train: int, num_test: int) -> tuple[np.ndarray, np.n
     return train.astype(np.float32), test.astype(np.float32)
 
 
+def _fit(built: Any, train: np.ndarray, seed: int, args: Any) -> Any:
+    """Fits ``built.model``/``guide`` on dequantised minibatches, the same way for every arm."""
+    return fit(
+        built.model,
+        built.guide,
+        {"x": train},
+        augment=built.augment,
+        optimizer=optax.adam(args.lr),
+        progress=False,
+        seed=seed,
+        num_steps=args.steps,
+        batch_size=args.batch_size,
+    )
+
+
 def one_seed(seed: int, train: np.ndarray, test: np.ndarray, args: Any) -> dict[str, Any]:
     """Fits every model with ``seed``; returns the test bits/dim and IWAE bounds."""
     shape = (int(train.shape[1]), int(train.shape[2]), int(train.shape[3]))
@@ -100,17 +115,7 @@ def one_seed(seed: int, train: np.ndarray, test: np.ndarray, args: Any) -> dict[
             hidden=args.hidden,
             likelihood=args.likelihood,
         )
-        result = fit(
-            vae.model,
-            vae.guide,
-            {"x": train},
-            augment=vae.augment,
-            optimizer=optax.adam(args.lr),
-            progress=False,
-            seed=seed,
-            num_steps=args.steps,
-            batch_size=args.batch_size,
-        )
+        result = _fit(vae, train, seed, args)
         iwae = iwae_bound(
             vae.model, vae.guide, result.params, {"x": pixels}, seed=seed, num_samples=args.iwae
         )
@@ -132,17 +137,7 @@ def _flow(seed: int, train: np.ndarray, test: np.ndarray, args: Any) -> dict[str
         width=args.width,
         blocks=args.blocks,
     )
-    result = fit(
-        density.model,
-        density.guide,
-        {"x": train},
-        augment=density.augment,
-        optimizer=optax.adam(args.lr),
-        progress=False,
-        seed=seed,
-        num_steps=args.steps,
-        batch_size=args.batch_size,
-    )
+    result = _fit(density, train, seed, args)
     bpd = evaluate_bits_per_dim(density.distribution(result.params), test, seed=seed)
     return {"flow_bpd": bpd, "flow_seconds": time.perf_counter() - clock}
 
