@@ -19,9 +19,24 @@
   discriminator over (x, z) pairs, with the adversarial losses.
 - :mod:`invppl.models.flow_vae`: the VAE with a RealNVP prior and a conditional
   coupling-flow guide.
+- :mod:`invppl.models.classifiers`: classifiers with learned invariance: Augerino
+  (learned augmentation widths) and training on SGM-augmented data.
 """
 
 from invppl.models.bigan import BiGAN, make_bigan
+from invppl.models.classifiers import (
+    Augerino,
+    Classifier,
+    augerino_model,
+    averaged_log_probs,
+    classifier_model,
+    learned_widths,
+    make_augerino,
+    make_classifier,
+    predict_logits,
+    sgm_augmented,
+    uniform_warps,
+)
 from invppl.models.correlated_vae import (
     CorrelatedVAE,
     correlated_vae_guide,
@@ -74,7 +89,9 @@ __all__ = [
     "SGM",
     "VAE",
     "AugVAE",
+    "Augerino",
     "BiGAN",
+    "Classifier",
     "CorrelatedVAE",
     "FlowDensity",
     "FlowVAE",
@@ -85,8 +102,11 @@ __all__ = [
     "LearnedSymmetry",
     "PairedVAE",
     "TwoStageSGM",
+    "augerino_model",
     "augmentation_bounds",
+    "averaged_log_probs",
     "bits_per_dim",
+    "classifier_model",
     "correlated_vae_guide",
     "correlated_vae_model",
     "correlation_rows",
@@ -104,8 +124,11 @@ __all__ = [
     "iwae_bits_per_dim",
     "latent_map_guide",
     "latent_map_model",
+    "learned_widths",
+    "make_augerino",
     "make_augvae",
     "make_bigan",
+    "make_classifier",
     "make_correlated_vae",
     "make_flow_density",
     "make_flow_vae",
@@ -120,8 +143,11 @@ __all__ = [
     "paired_vae_guide",
     "paired_vae_model",
     "pose_model",
+    "predict_logits",
+    "sgm_augmented",
     "sgm_guide",
     "sgm_model",
+    "uniform_warps",
     "vae_guide",
     "vae_model",
 ]
