@@ -36,6 +36,7 @@ from invppl.models.classifiers import (
     predict_logits,
     sgm_augmented,
     uniform_warps,
+    width_reward,
 )
 from invppl.models.correlated_vae import (
     CorrelatedVAE,
@@ -150,4 +151,5 @@ __all__ = [
     "uniform_warps",
     "vae_guide",
     "vae_model",
+    "width_reward",
 ]

@@ -79,6 +79,7 @@ __all__ = [
     "predict_logits",
     "sgm_augmented",
     "uniform_warps",
+    "width_reward",
 ]
 
 Network = Callable[[Array], Array]
@@ -195,6 +196,15 @@ def averaged_log_probs(
     return jax.nn.logsumexp(jax.nn.log_softmax(logits, axis=-1), axis=0) - math.log(copies)
 
 
+def width_reward(widths: Array, weight: float, max_width: float = math.inf) -> Array:
+    """Augerino's reward λ ‖w‖₂ for widths ``(k,)``; 0 once any width reaches ``max_width``.
+
+    >>> round(float(width_reward(jnp.array([3.0, 4.0]), 0.01)), 6)
+    0.05
+    """
+    return weight * jnp.linalg.norm(widths) * jnp.all(widths < max_width)
+
+
 def _observe(logits: Array, y: Array | None) -> Array:
     """y ~ Categorical(logits) in the plate ``"data"``: the sampled or observed ``(batch,)``."""
     with numpyro.plate("data", logits.shape[0]):
@@ -268,7 +278,7 @@ def augerino_model(
     eta = uniform_warps(key, widths, copies, x.shape[0])
     log_probs = averaged_log_probs(net, family, x, eta, flatten=flatten)
     _check_label_range(y, log_probs.shape[-1])
-    reward = width_weight * jnp.linalg.norm(widths) * jnp.all(widths < max_width)
+    reward = width_reward(widths, width_weight, max_width)
     with numpyro.plate("data", x.shape[0]):
         numpyro.factor("width_reward", jnp.broadcast_to(reward, (x.shape[0],)))
     _observe(log_probs, y)
@@ -406,13 +416,32 @@ def learned_widths(augerino: Augerino, params: Mapping[str, Any]) -> dict[str, f
     return {n: float(w) for n, w in zip(augerino.family.names, widths, strict=True)}
 
 
-def _in_chunks(function: Callable[..., Array], arrays: tuple[Array, ...], size: int) -> Array:
-    """``function`` jitted over rows ``[i, i + size)`` of every array, concatenated on axis 0."""
-    compiled = jax.jit(function)
-    n = arrays[0].shape[0]
-    return jnp.concatenate(
-        [compiled(*(a[i : i + size] for a in arrays)) for i in range(0, n, size)]
-    )
+@dataclass(frozen=True, eq=False)
+class _Static:
+    """A value (a family, or None) as a static argument of ``jax.jit``: equal families share a
+    compilation though a family's ``supports`` dict makes it unhashable."""
+
+    value: Any
+
+    def __hash__(self) -> int:
+        return hash((type(self.value), repr(self.value)))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _Static):
+            return NotImplemented
+        same_type = type(self.value) is type(other.value)
+        return self.value is other.value or (same_type and bool(self.value == other.value))
+
+
+@partial(jax.jit, static_argnames=("graph", "family", "flatten"))
+def _chunk(
+    graph: Any, weights: Any, x: Array, warps: Array, *, family: _Static, flatten: bool
+) -> Array:
+    """One compiled chunk of :func:`predict_logits`; ``warps`` ``(batch, copies, k)`` or empty."""
+    network = nnx.merge(graph, weights)
+    if family.value is None:
+        return _logits(network, x, flatten)
+    return averaged_log_probs(network, family.value, x, warps.swapaxes(0, 1), flatten=flatten)
 
 
 def predict_logits(
@@ -430,8 +459,8 @@ def predict_logits(
     :class:`Augerino` gives log (1/C) Σ_c softmax(f(T_η_c x)) with η drawn
     from the learned widths with ``key`` (required), C = ``copies`` (default:
     the training copies); the draws do not depend on ``batch_size``, the
-    number of images per compiled call. ``params`` are fitted params (e.g.
-    ``FitResult.params``).
+    number of images per compiled call (a network and family are compiled
+    once per chunk shape). ``params`` are fitted params (e.g. ``FitResult.params``).
     """
     if not isinstance(classifier, Classifier | Augerino):
         raise TypeError(
@@ -440,19 +469,28 @@ def predict_logits(
     x = check_images(x)
     size = check_int(batch_size, "batch_size", minimum=1)
     network = with_fitted_params(classifier.network, classifier.name, params)
+    graph, weights = nnx.split(network)
     if isinstance(classifier, Classifier):
-        return _in_chunks(partial(_logits, network, flatten=classifier.flatten), (x,), size)
-    if key is None:
-        raise ValueError("an Augerino's predictions average warped copies: pass key=")
-    count = classifier.copies if copies is None else check_int(copies, "copies", minimum=1)
-    eta = uniform_warps(key, _widths(classifier, params), count, x.shape[0])
-
-    def averaged(images: Array, warps: Array) -> Array:  # warps (batch, copies, k)
-        return averaged_log_probs(
-            network, classifier.family, images, warps.swapaxes(0, 1), flatten=classifier.flatten
-        )
-
-    return _in_chunks(averaged, (x, eta.swapaxes(0, 1)), size)
+        family, warps = _Static(None), jnp.zeros((x.shape[0], 0, 0))
+    else:
+        if key is None:
+            raise ValueError("an Augerino's predictions average warped copies: pass key=")
+        count = classifier.copies if copies is None else check_int(copies, "copies", minimum=1)
+        eta = uniform_warps(key, _widths(classifier, params), count, x.shape[0])
+        family, warps = _Static(classifier.family), eta.swapaxes(0, 1)
+    return jnp.concatenate(
+        [
+            _chunk(
+                graph,
+                weights,
+                x[i : i + size],
+                warps[i : i + size],
+                family=family,
+                flatten=classifier.flatten,
+            )
+            for i in range(0, x.shape[0], size)
+        ]
+    )
 
 
 def sgm_augmented(symmetry: LearnedSymmetry) -> Callable[[Array, Mapping[str, Array]], dict]:
