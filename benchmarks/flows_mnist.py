@@ -1,10 +1,12 @@
 """Flows on MNIST digits: held-out bits/dim of RealNVP, a Gaussian and VAEs, in one run.
 
-On the bundled MNIST digits (``load_mnist()``, 5,000 digits), average-pooled
-2×2 to 14×14 and rounded back to 8-bit levels, split once (a fixed
-permutation) into ``--num-train`` training and ``--num-test`` test digits
-(with ``INVPPL_MNIST_DIR`` set, :func:`~invppl.datasets.load_mnist` reads the
-IDX files and the split is drawn from the 60,000 training digits), each seed fits
+On MNIST digits average-pooled 2×2 to 14×14 and rounded back to 8-bit
+levels: by default the 5,000 bundled digits (``load_mnist()``), split once (a
+fixed permutation) into ``--num-train`` training and ``--num-test`` test
+digits; with ``--mnist-dir PATH`` (default: the environment variable
+``INVPPL_MNIST_DIR``), full MNIST from its IDX files, ``--num-train`` digits of
+the 60,000 of the train split and ``--num-test`` of the 10,000 of the t10k
+split (each a fixed permutation's first; 0 for the whole split). Each seed fits
 
 - a multi-scale RealNVP density (:func:`invppl.models.make_flow_density`) by
   maximum likelihood through ``fit``, each minibatch dequantised afresh;
@@ -23,12 +25,14 @@ the VAEs by IWAE_K; all converted to bits/dim by
 Prints the machine, the settings, one line per seed and the mean ± sd over
 seeds; ``--out`` writes JSON.
 
-    .venv/bin/python benchmarks/flows_mnist.py [--seeds 0 1 2] [--steps 1000] [--out flows.json]
+    .venv/bin/python benchmarks/flows_mnist.py [--seeds 0 1 2] [--steps 1000] [--out flows.json] \
+        [--mnist-dir ~/data/mnist --num-train 0 --num-test 0]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -61,20 +65,53 @@ DENSITIES = ("flow", "gaussian_full", "gaussian_diag")
 COLUMNS = (*(f"{name}_bpd" for name in (*DENSITIES, *VAES)), *(f"{name}_iwae" for name in VAES))
 
 
-def digits(factor: int, num_train: int, num_test: int) -> tuple[np.ndarray, np.ndarray]:
-    """Train and test 8-bit digits ``(n, 28/factor, 28/factor, 1)`` as floats k/255."""
-    images = load_mnist().images
+def mnist_images(
+    mnist_dir: str | os.PathLike[str] | None, num_train: int, num_test: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Train and test digits ``(n, 28, 28, 1)`` in [0, 1], each a fixed permutation's first.
+
+    ``mnist_dir`` None: the 5,000 bundled digits, split once. Else full MNIST's
+    IDX files there: ``num_train`` of the train split, ``num_test`` of the t10k
+    split (0 for a whole split).
+    """
+    if num_train < 0 or num_test < 0:
+        raise ValueError(f"--num-train and --num-test must be ≥ 0, got {num_train}, {num_test}")
+    if mnist_dir is None:
+        if not (num_train and num_test):
+            raise ValueError("0 digits (a whole split) needs --mnist-dir for full MNIST")
+        images = load_mnist().images
+        if num_train + num_test > len(images):
+            raise ValueError(f"--num-train + --num-test must be at most {len(images)}")
+        order = np.random.default_rng(0).permutation(len(images))
+        return images[order[:num_train]], images[order[num_train : num_train + num_test]]
+    parts = []
+    for split, wanted in (("train", num_train), ("test", num_test)):
+        images = load_mnist(mnist_dir, split=split).images
+        if wanted > len(images):
+            raise ValueError(
+                f"--num-{split}: {wanted} digits asked, the {split} split holds {len(images)}"
+            )
+        order = np.random.default_rng(0).permutation(len(images))
+        parts.append(images[order[: wanted or len(images)]])
+    return parts[0], parts[1]
+
+
+def digits(
+    factor: int, num_train: int, num_test: int, mnist_dir: str | os.PathLike[str] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Train and test 8-bit digits ``(n, 28/factor, 28/factor, 1)`` as floats k/255.
+
+    The digits of :func:`mnist_images`, average-pooled by ``factor``.
+    """
     if 28 % factor:
         raise ValueError(f"--pool must divide 28, got {factor}")
-    if num_train + num_test > len(images):
-        raise ValueError(f"--num-train + --num-test must be at most {len(images)}")
     size = 28 // factor
-    pooled = images.reshape(len(images), size, factor, size, factor, 1).mean((2, 4))
-    levels = np.round(pooled * 255) / 255  # back on the 8-bit grid
-    order = np.random.default_rng(0).permutation(len(images))
-    train, test = levels[order[:num_train]], levels[order[num_train : num_train + num_test]]
-    pixel_levels(train, "train")
-    return train.astype(np.float32), test.astype(np.float32)
+    pooled = []
+    for images in mnist_images(mnist_dir, num_train, num_test):
+        means = images.reshape(len(images), size, factor, size, factor, 1).mean((2, 4))
+        pooled.append((np.round(means * 255) / 255).astype(np.float32))  # the 8-bit grid
+    pixel_levels(pooled[0], "train")
+    return pooled[0], pooled[1]
 
 
 def _fit(built: Any, train: np.ndarray, seed: int, args: Any) -> Any:
@@ -152,15 +189,22 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return summary
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    """The command-line settings."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--steps", type=int, default=1000, help="fit steps of every model")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--pool", type=int, default=2, help="average-pool factor (28 → 14)")
-    parser.add_argument("--num-train", type=int, default=4000)
-    parser.add_argument("--num-test", type=int, default=1000)
+    parser.add_argument("--num-train", type=int, default=4000, help="0: all (IDX files only)")
+    parser.add_argument("--num-test", type=int, default=1000, help="0: all (IDX files only)")
+    parser.add_argument(
+        "--mnist-dir",
+        default=os.environ.get("INVPPL_MNIST_DIR") or None,
+        help="a folder with the MNIST IDX files: train on the train split, test on t10k "
+        "(default: $INVPPL_MNIST_DIR, else the 5,000 bundled digits)",
+    )
     parser.add_argument("--scales", type=int, default=2, help="RealNVP scales")
     parser.add_argument("--couplings", type=int, default=2, help="RealNVP couplings per half-scale")
     parser.add_argument("--width", type=int, default=32, help="RealNVP ResNet width")
@@ -175,12 +219,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--iwae", type=int, default=64, help="importance samples K")
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     parser.add_argument("--out", type=Path)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse(argv)
     machine = machine_info()
     print(f"machine: {machine}")
     print(f"settings: {vars(args)}")
-    train, test = digits(args.pool, args.num_train, args.num_test)
-    print(f"data: {len(train)} train, {len(test)} test digits of {train.shape[1:]} (8-bit)")
+    train, test = digits(args.pool, args.num_train, args.num_test, args.mnist_dir)
+    source = "bundled digits" if args.mnist_dir is None else f"MNIST IDX files in {args.mnist_dir}"
+    print(
+        f"data: {len(train)} train, {len(test)} test digits of {train.shape[1:]} (8-bit), {source}"
+    )
     rows = []
     for seed in args.seeds:
         row = one_seed(seed, train, test, args)

@@ -9,6 +9,7 @@ import json
 import runpy
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -55,3 +56,31 @@ def test_the_summary_is_the_mean_and_sample_sd_over_seeds(flows) -> None:
     # by hand: mean 2.5, deviations −1.5, −0.5, 2; (2.25 + 0.25 + 4) / 2 = 3.25
     assert entry == {"mean": pytest.approx(2.5), "sd": pytest.approx(3.25**0.5), "seeds": 3}
     assert flows["summarise"](rows)["vae_iwae"]["mean"] == pytest.approx(-2.5)
+
+
+def test_full_mnist_trains_on_the_train_split_and_tests_on_t10k(flows, tmp_path) -> None:
+    """--mnist-dir: tiny valid IDX files stand in for full MNIST (none exist offline)."""
+    from tests.datasets.test_mnist import write_mnist
+
+    arrays = write_mnist(tmp_path, n_train=12, n_test=5)
+    train, test = flows["digits"](7, 10, 0, tmp_path)  # 0: the whole t10k split
+    assert train.shape == (10, 4, 4, 1)
+    assert test.shape == (5, 4, 4, 1)
+    t10k = arrays["t10k-images-idx3-ubyte"].reshape(5, 4, 7, 4, 7).mean((2, 4)) / 255
+    order = np.random.default_rng(0).permutation(5)  # the fixed permutation of the split
+    np.testing.assert_allclose(test[..., 0], np.round(t10k[order] * 255) / 255, atol=1e-6)
+    train_pool = arrays["train-images-idx3-ubyte"].reshape(12, 4, 7, 4, 7).mean((2, 4)) / 255
+    rows = [int(np.argmin(np.abs(train_pool - image[..., 0]).sum((1, 2)))) for image in train]
+    assert len(set(rows)) == 10  # ten distinct training digits, none from t10k
+    with pytest.raises(ValueError, match="--num-test: 6 digits asked, the test split holds 5"):
+        flows["digits"](7, 10, 6, tmp_path)
+    with pytest.raises(ValueError, match="--mnist-dir for full MNIST"):
+        flows["digits"](7, 4000, 0, None)  # the bundled digits have no t10k split
+
+
+def test_mnist_dir_defaults_to_the_environment_variable(flows, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("INVPPL_MNIST_DIR", str(tmp_path))
+    assert flows["parse"]([]).mnist_dir == str(tmp_path)
+    assert flows["parse"](["--mnist-dir", "elsewhere"]).mnist_dir == "elsewhere"
+    monkeypatch.delenv("INVPPL_MNIST_DIR")
+    assert flows["parse"]([]).mnist_dir is None  # the bundled digits
