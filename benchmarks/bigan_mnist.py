@@ -1,15 +1,19 @@
 """BiGAN on MNIST digits: a linear probe of its encoder's codes, a VAE's, a random encoder's.
 
 BiGAN's claim (Donahue et al. 2017): the encoder E learned by the adversarial
-game gives features useful for supervised tasks. For each seed, on the 5,000
-bundled MNIST digits (average-pooled to 14 × 14 by default; a seeded split
-into training and held-out digits):
+game gives features useful for supervised tasks. For each seed, on MNIST
+digits average-pooled to 14 × 14 by default: the 5,000 bundled digits split
+in two by a seeded permutation, or with ``--mnist-dir PATH`` (default: the
+environment variable ``INVPPL_MNIST_DIR``) full MNIST's IDX files, training
+on ``--num-train`` digits of the train split and testing on ``--num-test``
+of the t10k split (seeded draws; 0 for a whole split):
 
 - a BiGAN is fitted by :func:`invppl.infer.fit_adversarial` (non-saturating
-  losses; Adam with β1 = 0.5, learning rates 1e-4 for the discriminator and
-  4e-4 for the generator and encoder; dropout 0.5 in the discriminator: with
-  equal rates and less dropout the discriminator won outright within a few
-  hundred steps on these digits);
+  losses; Adam(2e-4, β1 = 0.5) for both players, as in the BiGAN paper;
+  dropout 0.2 in the discriminator; the R1 gradient penalty on the real
+  pairs, γ = 1: without it the discriminator wins within a few hundred
+  steps and the generator collapses to one image, whatever the learning
+  rates and dropout tried, see docs/bigan.md);
 - a VAE with the same code size is fitted by :func:`invppl.infer.fit` for the
   same number of steps;
 - a logistic regression (the linear probe, scikit-learn, standardised codes)
@@ -18,17 +22,20 @@ into training and held-out digits):
   encoder: the BiGAN's initial weights) and, as a reference, the raw pixels.
 
 Also printed: the mean squared error of the reconstructions G(E(x)) on the
-held-out digits beside that of the mean training image. ``--figure`` draws
+held-out digits beside that of the mean training image, and the samples'
+diversity (the per-pixel sd over 1,000 samples G(z), averaged over pixels)
+beside the held-out digits' (one image repeated scores 0). ``--figure`` draws
 held-out digits, their reconstructions G(E(x)) and samples G(z) of the first
 seed. Prints the machine and each seed's row; ``--out`` writes JSON.
 
     .venv/bin/python benchmarks/bigan_mnist.py [--seeds 0 1 2] [--steps 2000] \
-        [--out results.json] [--figure bigan.png]
+        [--out results.json] [--figure bigan.png] [--mnist-dir ~/data/mnist]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -50,24 +57,52 @@ ENCODERS = ("bigan", "vae", "random", "pixels")
 """The codes each seed's linear probe reads, in the table's order."""
 
 
-def digits(pool: int, num_train: int, num_test: int, seed: int) -> dict[str, np.ndarray]:
-    """The bundled digits average-pooled by ``pool``, split by a seeded permutation.
+def _pooled(images: np.ndarray, pool: int) -> np.ndarray:
+    """``(n, 28, 28, 1)`` → ``(n, 28 / pool, 28 / pool, 1)`` by average pooling."""
+    n, size = images.shape[0], images.shape[1] // pool
+    return images.reshape(n, size, pool, size, pool, 1).mean(axis=(2, 4))
+
+
+def digits(
+    pool: int,
+    num_train: int,
+    num_test: int,
+    seed: int,
+    mnist_dir: str | os.PathLike[str] | None = None,
+) -> dict[str, np.ndarray]:
+    """Digits average-pooled by ``pool``, drawn by a seeded permutation.
+
+    ``mnist_dir`` None: the 5,000 bundled digits split in two. Else full
+    MNIST's IDX files there: ``num_train`` digits of the train split (60,000),
+    ``num_test`` of the t10k split (10,000); 0 takes a whole split.
 
     Returns ``x_train`` ``(num_train, H, W, 1)``, ``y_train`` ``(num_train,)``,
     ``x_test`` ``(num_test, H, W, 1)`` and ``y_test`` ``(num_test,)``.
     """
-    data = load_mnist()
-    n, size = data.images.shape[0], data.images.shape[1] // pool
-    if num_train + num_test > n:
-        raise SystemExit(f"--num-train + --num-test must be at most {n}")
-    images = data.images.reshape(n, size, pool, size, pool, 1).mean(axis=(2, 4))
-    order = np.random.default_rng(seed).permutation(n)
-    train, test = order[:num_train], order[num_train : num_train + num_test]
+    rng = np.random.default_rng(seed)
+    if mnist_dir is None:
+        if not (num_train and num_test):
+            raise SystemExit("0 digits (a whole split) needs --mnist-dir for full MNIST")
+        data = load_mnist()
+        n = data.images.shape[0]
+        if num_train + num_test > n:
+            raise SystemExit(f"--num-train + --num-test must be at most {n}")
+        order = rng.permutation(n)
+        parts = [(data, order[:num_train]), (data, order[num_train : num_train + num_test])]
+    else:
+        parts = []
+        for split, wanted in (("train", num_train), ("test", num_test)):
+            data = load_mnist(mnist_dir, split=split)
+            n = data.images.shape[0]
+            if not 0 <= wanted <= n:
+                raise SystemExit(f"--num-{split} must be in [0, {n}], got {wanted}")
+            parts.append((data, rng.permutation(n)[: wanted or n]))
+    (train, rows_train), (test, rows_test) = parts
     return {
-        "x_train": images[train],
-        "y_train": data.labels[train],
-        "x_test": images[test],
-        "y_test": data.labels[test],
+        "x_train": _pooled(train.images[rows_train], pool),
+        "y_train": train.labels[rows_train],
+        "x_test": _pooled(test.images[rows_test], pool),
+        "y_test": test.labels[rows_test],
     }
 
 
@@ -86,7 +121,7 @@ def probe(train: np.ndarray, test: np.ndarray, split: dict[str, np.ndarray], see
 
 def one_seed(seed: int, args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     """Fits a BiGAN and a VAE on one seed's split; ``(row, figure arrays)``."""
-    split = digits(args.pool, args.num_train, args.num_test, seed)
+    split = digits(args.pool, args.num_train, args.num_test, seed, args.mnist_dir)
     x_train, x_test = split["x_train"], split["x_test"]
     shape = (int(x_train.shape[1]), int(x_train.shape[2]), 1)
     bigan = make_bigan(
@@ -96,6 +131,7 @@ def one_seed(seed: int, args: argparse.Namespace) -> tuple[dict[str, Any], dict[
         architecture=args.architecture,
         hidden=args.hidden,
         dropout=args.dropout,
+        gradient_penalty=args.gradient_penalty,
     )
     started = time.perf_counter()
     fitted = fit_adversarial(
@@ -135,11 +171,14 @@ def one_seed(seed: int, args: argparse.Namespace) -> tuple[dict[str, Any], dict[
     codes["vae"] = [np.asarray(encoder(x)[0]) for x in (x_train, x_test)]
     vae_seconds = time.perf_counter() - started
     rebuilt = np.asarray(reconstruct(bigan, players, x_test))
+    many = jax.random.normal(jax.random.key(seed + 1), (1000, args.latent_dim))
     row: dict[str, Any] = {
         "seed": seed,
         **{f"probe_{name}": probe(*codes[name], split, seed) for name in ENCODERS},
         "reconstruction_mse": float(np.mean((rebuilt - x_test) ** 2)),
         "mean_image_mse": float(np.mean((x_train.mean(axis=0) - x_test) ** 2)),
+        "sample_diversity": float(np.asarray(generate(bigan, players, many)).std(axis=0).mean()),
+        "data_diversity": float(x_test.std(axis=0).mean()),
         "bigan_final_losses": fitted.losses[-100:].mean(axis=0).tolist(),
         "bigan_stopped_early": fitted.stopped_early,
         "bigan_seconds": bigan_seconds,
@@ -152,7 +191,8 @@ def one_seed(seed: int, args: argparse.Namespace) -> tuple[dict[str, Any], dict[
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean and sample sd over seeds of each probe accuracy and the reconstruction MSE."""
-    keys = [f"probe_{name}" for name in ENCODERS] + ["reconstruction_mse", "mean_image_mse"]
+    keys = [f"probe_{name}" for name in ENCODERS]
+    keys += ["reconstruction_mse", "mean_image_mse", "sample_diversity", "data_diversity"]
     summary: dict[str, Any] = {"seeds": [row["seed"] for row in rows]}
     for key in keys:
         values = np.array([row[key] for row in rows], float)
@@ -179,12 +219,19 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--latent-dim", type=int, default=32)
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--architecture", choices=("conv", "mlp"), default="mlp")
-    parser.add_argument("--dropout", type=float, default=0.5, help="in the discriminator")
-    parser.add_argument("--lr-discriminator", type=float, default=1e-4)
-    parser.add_argument("--lr-generator", type=float, default=4e-4, help="generator and encoder")
+    parser.add_argument("--dropout", type=float, default=0.2, help="in the discriminator")
+    parser.add_argument("--gradient-penalty", type=float, default=1.0, help="R1 weight γ (0: none)")
+    parser.add_argument("--lr-discriminator", type=float, default=2e-4)
+    parser.add_argument("--lr-generator", type=float, default=2e-4, help="generator and encoder")
     parser.add_argument("--pool", type=int, choices=(1, 2, 4), default=2, help="28 / pool pixels")
-    parser.add_argument("--num-train", type=int, default=4000)
-    parser.add_argument("--num-test", type=int, default=1000)
+    parser.add_argument("--num-train", type=int, default=4000, help="0: all (IDX files only)")
+    parser.add_argument("--num-test", type=int, default=1000, help="0: all (IDX files only)")
+    parser.add_argument(
+        "--mnist-dir",
+        default=os.environ.get("INVPPL_MNIST_DIR") or None,
+        help="a folder with the MNIST IDX files: train on the train split, test on t10k "
+        "(default: $INVPPL_MNIST_DIR, else the 5,000 bundled digits)",
+    )
     parser.add_argument("--progress", action="store_true", help="progress bars")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--figure", type=Path, help="reconstructions and samples (first seed)")
@@ -196,19 +243,30 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     machine = machine_info()
     print(f"machine: {machine}")
     print(f"settings: {vars(args)}")
-    print(f"{'seed':>4} " + " ".join(f"{name:>8}" for name in ENCODERS) + f" {'rec MSE':>8}")
+    print(
+        f"{'seed':>6} " + " ".join(f"{name:>8}" for name in ENCODERS) + f" {'rec MSE':>8}"
+        f" {'mean-img':>8} {'sample sd':>9} {'data sd':>8}"
+    )
     rows = []
     for index, seed in enumerate(args.seeds):
         row, pictures = one_seed(seed, args)
         rows.append(row)
         probes = " ".join(f"{row[f'probe_{name}']:>8.3f}" for name in ENCODERS)
-        print(f"seed {seed}: {probes} {row['reconstruction_mse']:>8.4f}", flush=True)
+        print(
+            f"seed {seed}: {probes} {row['reconstruction_mse']:>8.4f} "
+            f"{row['mean_image_mse']:>8.4f} {row['sample_diversity']:>9.4f} "
+            f"{row['data_diversity']:>8.4f}",
+            flush=True,
+        )
         if index == 0 and args.figure is not None:
             draw(pictures, args.figure)
     summary = summarise(rows)
     for name in ENCODERS:
         entry = summary[f"probe_{name}"]
         print(f"probe {name}: {entry['mean']:.3f} ± {entry['sd']:.3f} over {len(rows)} seed(s)")
+    for key in ("reconstruction_mse", "mean_image_mse", "sample_diversity", "data_diversity"):
+        entry = summary[key]
+        print(f"{key}: {entry['mean']:.4f} ± {entry['sd']:.4f}")
     print(f"BiGAN probe > random encoder's: {summary['bigan_beats_random']}")
     return record_results(machine, args, rows, summary, args.out)
 

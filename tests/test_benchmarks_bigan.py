@@ -7,6 +7,7 @@ import json
 import runpy
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -31,6 +32,7 @@ def test_bigan_mnist_runs(bigan_mnist, tmp_path, capsys) -> None:
     for name in bigan_mnist["ENCODERS"]:
         assert 0.0 <= written["rows"][0][f"probe_{name}"] <= 1.0
     assert written["summary"]["bigan_beats_random"].endswith("of 1 seeds")
+    assert written["rows"][0]["sample_diversity"] >= 0.0
     assert results["machine"]["cpu_count"] >= 1
     assert figure.stat().st_size > 0
 
@@ -39,6 +41,7 @@ def test_the_summary_is_the_mean_and_sample_sd_over_seeds(bigan_mnist) -> None:
     rows = [
         {"seed": seed, **{f"probe_{n}": value for n in bigan_mnist["ENCODERS"]}}
         | {"reconstruction_mse": 0.1, "mean_image_mse": 0.2}
+        | {"sample_diversity": 0.15, "data_diversity": 0.17}
         for seed, value in ((0, 0.2), (1, 0.4), (2, 0.9))
     ]
     rows[0]["probe_bigan"] = 0.5  # beats the random encoder's 0.2 on seed 0 only
@@ -47,3 +50,31 @@ def test_the_summary_is_the_mean_and_sample_sd_over_seeds(bigan_mnist) -> None:
     assert summary["probe_vae"]["mean"] == pytest.approx(0.5)
     assert summary["probe_vae"]["sd"] == pytest.approx(0.13**0.5)
     assert summary["bigan_beats_random"] == "1 of 3 seeds"
+
+
+def test_full_mnist_trains_on_the_train_split_and_tests_on_t10k(bigan_mnist, tmp_path) -> None:
+    """--mnist-dir: tiny valid IDX files stand in for full MNIST (none exist offline)."""
+    from tests.datasets.test_mnist import write_mnist
+
+    arrays = write_mnist(tmp_path, n_train=12, n_test=5)
+    split = bigan_mnist["digits"](4, 8, 0, 3, tmp_path)  # 0: the whole t10k split
+    assert split["x_train"].shape == (8, 7, 7, 1)
+    assert split["x_test"].shape == (5, 7, 7, 1)
+    assert sorted(split["y_test"]) == sorted(arrays["t10k-labels-idx1-ubyte"])
+    t10k = arrays["t10k-images-idx3-ubyte"].reshape(5, 7, 4, 7, 4).mean((2, 4)) / 255
+    for image, label in zip(split["x_test"], split["y_test"], strict=True):
+        (row,) = np.flatnonzero(np.abs(t10k - image[..., 0]).max((1, 2)) < 1e-5)
+        assert arrays["t10k-labels-idx1-ubyte"][row] == label  # labels follow their images
+    again = bigan_mnist["digits"](4, 8, 0, 3, tmp_path)
+    np.testing.assert_array_equal(again["y_train"], split["y_train"])  # seeded
+    with pytest.raises(SystemExit, match=r"--num-train must be in \[0, 12\]"):
+        bigan_mnist["digits"](4, 13, 1, 0, tmp_path)
+    with pytest.raises(SystemExit, match="--mnist-dir for full MNIST"):
+        bigan_mnist["digits"](4, 0, 10, 0, None)
+
+
+def test_mnist_dir_defaults_to_the_environment_variable(bigan_mnist, tmp_path, monkeypatch):
+    monkeypatch.setenv("INVPPL_MNIST_DIR", str(tmp_path))
+    assert bigan_mnist["parse"]([]).mnist_dir == str(tmp_path)
+    monkeypatch.delenv("INVPPL_MNIST_DIR")
+    assert bigan_mnist["parse"]([]).mnist_dir is None  # the bundled digits

@@ -26,13 +26,14 @@ from invppl.models.bigan import (
     from_modules,
     generator_encoder_loss,
     make_bigan,
+    real_gradient_penalty,
     reconstruct,
 )
 
 # ---------------------------------------------------------------- the losses by hand
 
 
-def _tiny_bigan(non_saturating: bool = True):
+def _tiny_bigan(non_saturating: bool = True, gradient_penalty: float = 0.0):
     """Latent 1, data 2: linear G (then sigmoid) and E; D = linear over [leaky_relu(Ax + a), z]."""
     rngs = nnx.Rngs(0)
     discriminator = Discriminator(nnx.Linear(2, 2, rngs=rngs), 2, 1, (), rngs=rngs)
@@ -43,6 +44,7 @@ def _tiny_bigan(non_saturating: bool = True):
         (2,),
         1,
         non_saturating=non_saturating,
+        gradient_penalty=gradient_penalty,
     )
     d = jax.tree.map(lambda leaf: leaf, bigan.initial["discriminator"])  # a copy, set by hand
     d["features"] = {"kernel": jnp.array([[1.0, -0.5], [0.25, 2.0]]), "bias": jnp.array([0.1, -1])}
@@ -93,6 +95,26 @@ def test_the_losses_are_the_equations_by_hand() -> None:
     assert float(saturating.generator_loss(d, players, {"x": xs}, key)) == pytest.approx(
         float(minimax)
     )
+
+
+def test_the_gradient_penalty_is_r1_on_the_real_pairs_by_hand() -> None:
+    """d(x, z) = w_h · leaky_relu(xA + a) + w_z z + b: ∇_x d = A (w_h ⊙ slope), ∇_z d = w_z."""
+    bigan, d, players = _tiny_bigan(gradient_penalty=2.0)
+    x = np.array([[0.1, 0.9], [0.5, 0.5], [0.8, 0.2]])
+    kernel, bias = (np.asarray(d["features"][k], np.float64) for k in ("kernel", "bias"))
+    w = np.asarray(d["joint"]["out"]["kernel"], np.float64)[:, 0]
+    slope = np.where(x @ kernel + bias > 0, 1.0, 0.01)  # (3, 2): where each unit is
+    grad_x = (slope * w[:2]) @ kernel.T  # (3, 2)
+    by_hand = np.mean(np.sum(grad_x**2, axis=1) + w[2] ** 2)
+    xs, key = jnp.asarray(x, jnp.float32), jax.random.key(3)
+    assert float(real_gradient_penalty(bigan, d, players, xs, key)) == pytest.approx(by_hand)
+    plain, _, _ = _tiny_bigan()  # γ = 0: the loss is −V alone
+    minus_v = float(discriminator_loss(plain, d, players, xs, key))
+    loss = float(discriminator_loss(bigan, d, players, xs, key))
+    assert loss == pytest.approx(minus_v + 0.5 * 2.0 * by_hand, rel=1e-5)
+    # the penalty trains D only: no gradient reaches the generator or the encoder
+    grads = jax.grad(lambda p: real_gradient_penalty(bigan, d, p, xs, key))(players)
+    assert all(float(jnp.abs(leaf).max()) == 0.0 for leaf in jax.tree.leaves(grads))
 
 
 def test_the_value_at_an_undecided_discriminator_is_minus_log_4() -> None:
@@ -283,5 +305,8 @@ def test_make_bigan_refuses_bad_settings() -> None:
         make_bigan((4, 4, 1), 2, seed=0, architecture="resnet")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="latent_dim"):
         make_bigan((4, 4, 1), 0, seed=0)
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="gradient_penalty must be finite and ≥ 0"):
+            make_bigan((4, 4, 1), 2, seed=0, gradient_penalty=bad)
     with pytest.raises(ValueError, match=r"images \(H, W, C\)"):
         make_bigan((16,), 2, seed=0, architecture="conv")
