@@ -36,13 +36,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
+from flax import nnx
 
 from invppl._machine import machine_info, record_results
 from invppl.datasets import load_mnist
@@ -119,6 +122,87 @@ def probe(train: np.ndarray, test: np.ndarray, split: dict[str, np.ndarray], see
     return result.accuracy["logistic"]
 
 
+def diagnose(bigan: Any, fitted: Any, x_test: np.ndarray, seed: int) -> dict[str, float]:
+    """How the game stands: D's held-out accuracy, the samples' spread, G(E(x))'s error.
+
+    ``x_test`` ``(n, H, W, 1)``. D (no dropout) is right on a real pair
+    (x, E(x)) when its logit is positive, on a generated pair (G(z), z), of
+    1,000 fixed z, when negative. ``sample_diversity``: the per-pixel sd of
+    those G(z), averaged over pixels (0 for a generator that has collapsed to
+    one image).
+    """
+    players = fitted.generator_params
+    d = nnx.merge(bigan.graphs["discriminator"], fitted.discriminator_params)
+    z = jax.random.normal(jax.random.key(seed + 1), (1000, bigan.latent_dim))
+    samples = generate(bigan, players, z)
+    rebuilt = reconstruct(bigan, players, x_test)
+    return {
+        "d_accuracy_real": float(
+            jnp.mean(d(jnp.asarray(x_test), encode(bigan, players, x_test)) > 0)
+        ),
+        "d_accuracy_generated": float(jnp.mean(d(samples, z) < 0)),
+        "sample_diversity": float(jnp.mean(jnp.std(samples, axis=0))),
+        "reconstruction_mse": float(jnp.mean((rebuilt - x_test) ** 2)),
+    }
+
+
+def fit_bigan(
+    bigan: Any, x_train: np.ndarray, x_test: np.ndarray, seed: int, args: argparse.Namespace
+) -> tuple[Any, list[dict[str, float]]]:
+    """Fits the BiGAN; ``(fit result, trace)``.
+
+    With ``--trace-every N`` the fit stops every N steps to :func:`diagnose`
+    (``trace``: one entry per stop) and resumes from its checkpoint, which
+    gives the parameters of an uninterrupted fit.
+    """
+    settings = {
+        "seed": seed,
+        "batch_size": args.batch_size,
+        "discriminator_optimizer": optax.adam(args.lr_discriminator, b1=0.5),
+        "generator_optimizer": optax.adam(args.lr_generator, b1=0.5),
+        "progress": args.progress,
+        "check": bigan.check_data,
+    }
+    losses = (bigan.discriminator_loss, bigan.generator_loss, bigan.init_params(), {"x": x_train})
+    if not args.trace_every:
+        return fit_adversarial(*losses, num_steps=args.steps, **settings), []
+    trace = []
+    with tempfile.TemporaryDirectory() as folder:
+        for steps in [*range(args.trace_every, args.steps, args.trace_every), args.steps]:
+            fitted = fit_adversarial(*losses, num_steps=steps, checkpoint_dir=folder, **settings)
+            recent = fitted.losses[-args.trace_every :].mean(axis=0)
+            trace.append({"step": steps, "loss_d": float(recent[0]), "loss_g": float(recent[1])})
+            trace[-1].update(diagnose(bigan, fitted, x_test, seed))
+            print(
+                f"  seed {seed} step {steps}: "
+                + ", ".join(
+                    f"{key} {value:.4g}" for key, value in trace[-1].items() if key != "step"
+                ),
+                flush=True,
+            )
+    return fitted, trace
+
+
+def vae_codes(
+    shape: tuple[int, int, int], x_train: np.ndarray, x_test: np.ndarray, seed: int, args: Any
+) -> list[np.ndarray]:
+    """A VAE's posterior means of ``x_train`` and ``x_test``, fitted as long as the BiGAN."""
+    vae = make_vae(
+        shape, args.latent_dim, seed=seed, hidden=args.hidden, kind="continuous_bernoulli"
+    )
+    vae_fit = fit(
+        vae.model,
+        vae.guide,
+        {"x": x_train},
+        seed=seed,
+        num_steps=args.steps,
+        batch_size=args.batch_size,
+        progress=args.progress,
+    )
+    encoder = with_fitted_params(vae.encoder, "encoder", vae_fit.params)
+    return [np.asarray(encoder(x)[0]) for x in (x_train, x_test)]
+
+
 def one_seed(seed: int, args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     """Fits a BiGAN and a VAE on one seed's split; ``(row, figure arrays)``."""
     split = digits(args.pool, args.num_train, args.num_test, seed, args.mnist_dir)
@@ -134,19 +218,7 @@ def one_seed(seed: int, args: argparse.Namespace) -> tuple[dict[str, Any], dict[
         gradient_penalty=args.gradient_penalty,
     )
     started = time.perf_counter()
-    fitted = fit_adversarial(
-        bigan.discriminator_loss,
-        bigan.generator_loss,
-        bigan.init_params(),
-        {"x": x_train},
-        seed=seed,
-        num_steps=args.steps,
-        batch_size=args.batch_size,
-        discriminator_optimizer=optax.adam(args.lr_discriminator, b1=0.5),
-        generator_optimizer=optax.adam(args.lr_generator, b1=0.5),
-        progress=args.progress,
-        check=bigan.check_data,
-    )
+    fitted, trace = fit_bigan(bigan, x_train, x_test, seed, args)
     bigan_seconds = time.perf_counter() - started
     players, initial = fitted.generator_params, bigan.init_params()[1]
     codes = {
@@ -155,37 +227,26 @@ def one_seed(seed: int, args: argparse.Namespace) -> tuple[dict[str, Any], dict[
         "pixels": [x_train, x_test],
     }
     started = time.perf_counter()
-    vae = make_vae(
-        shape, args.latent_dim, seed=seed, hidden=args.hidden, kind="continuous_bernoulli"
-    )
-    vae_fit = fit(
-        vae.model,
-        vae.guide,
-        {"x": x_train},
-        seed=seed,
-        num_steps=args.steps,
-        batch_size=args.batch_size,
-        progress=args.progress,
-    )
-    encoder = with_fitted_params(vae.encoder, "encoder", vae_fit.params)
-    codes["vae"] = [np.asarray(encoder(x)[0]) for x in (x_train, x_test)]
+    codes["vae"] = vae_codes(shape, x_train, x_test, seed, args)
     vae_seconds = time.perf_counter() - started
-    rebuilt = np.asarray(reconstruct(bigan, players, x_test))
-    many = jax.random.normal(jax.random.key(seed + 1), (1000, args.latent_dim))
     row: dict[str, Any] = {
         "seed": seed,
         **{f"probe_{name}": probe(*codes[name], split, seed) for name in ENCODERS},
-        "reconstruction_mse": float(np.mean((rebuilt - x_test) ** 2)),
+        **diagnose(bigan, fitted, x_test, seed),
         "mean_image_mse": float(np.mean((x_train.mean(axis=0) - x_test) ** 2)),
-        "sample_diversity": float(np.asarray(generate(bigan, players, many)).std(axis=0).mean()),
         "data_diversity": float(x_test.std(axis=0).mean()),
         "bigan_final_losses": fitted.losses[-100:].mean(axis=0).tolist(),
         "bigan_stopped_early": fitted.stopped_early,
         "bigan_seconds": bigan_seconds,
         "vae_seconds": vae_seconds,
+        "trace": trace,
     }
     z = jax.random.normal(jax.random.key(seed), (8, args.latent_dim))
-    pictures = {"x": x_test[:8], "rebuilt": rebuilt[:8], "samples": generate(bigan, players, z)}
+    pictures = {
+        "x": x_test[:8],
+        "rebuilt": reconstruct(bigan, players, x_test[:8]),
+        "samples": generate(bigan, players, z),
+    }
     return row, pictures
 
 
@@ -233,9 +294,18 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "(default: $INVPPL_MNIST_DIR, else the 5,000 bundled digits)",
     )
     parser.add_argument("--progress", action="store_true", help="progress bars")
+    parser.add_argument(
+        "--trace-every",
+        type=int,
+        default=0,
+        help="measure the BiGAN (D's accuracy, sample sd, G(E(x)) error) every N steps",
+    )
     parser.add_argument("--out", type=Path)
     parser.add_argument("--figure", type=Path, help="reconstructions and samples (first seed)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.trace_every < 0:
+        parser.error(f"--trace-every must be ≥ 0, got {args.trace_every}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
