@@ -21,7 +21,7 @@ def benchmark() -> dict:
     return runpy.run_path(str(BENCHMARKS / "symmetry_sample_efficiency.py"), run_name="symmetry")
 
 
-@pytest.mark.slow  # ~90 s, most of it compiling; the arms' parts are tested in make test
+@pytest.mark.slow  # ~90 s of CPU (2 min wall on a loaded 2-core machine), mostly compiling
 def test_small_run_prints_and_writes_every_arm(benchmark, tmp_path, capsys) -> None:
     out, figure = tmp_path / "symmetry.json", tmp_path / "accuracy.png"
     arms = ["mlp", "c4", "augerino", "sgm_cnn"]
