@@ -68,6 +68,7 @@ def _images(shape) -> jax.Array:
     return jax.random.bernoulli(jax.random.key(7), 0.3, shape).astype(jnp.float32)
 
 
+@pytest.mark.slow  # ~30 s of compiling; the VAE arm's oracle below stays in make test
 def test_handwritten_sgm_elbo_equals_trace_elbo(ppl_overhead) -> None:
     sgm = make_sgm((8, 8, 1), 3, ("rotation",), seed=0, hidden=16, context_dim=4)
     x = _images((5, 8, 8, 1))
@@ -179,6 +180,7 @@ def test_augvae_vs_vae_runs(tmp_path, capsys) -> None:
     assert not list(tmp_path.glob(".tmp-*"))
 
 
+@pytest.mark.slow  # ~10 s; the frozen old flow is only this benchmark's baseline
 def test_eta_flow_speed_runs_and_the_two_flows_agree(capsys) -> None:
     """The NNX η flow, given the frozen equinox flow's weights, has its log-density."""
     pytest.importorskip("equinox")
