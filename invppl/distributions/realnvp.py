@@ -64,16 +64,37 @@ Conditioner = Callable[[Array], Any]
 # checks shared by the transforms
 
 
+def _is_concrete(raw: Any, values: Array) -> bool:
+    """Whether ``raw`` (converted to ``values``) has values known now, not only when run.
+
+    Under ``jax.jit`` a NumPy array becomes a tracer on conversion though its
+    values are known, and a concrete ``jax.Array`` captured by a closure stays
+    concrete while every ``jnp`` operation on it is traced.
+    """
+    if not isinstance(values, jax.core.Tracer):
+        return True
+    return isinstance(raw, np.ndarray | np.generic | int | float | complex)
+
+
 def _check_input(values: ArrayLike, event_dim: int, what: str) -> Array:
-    """``values`` as an array of at least ``event_dim`` axes without NaN (checked when concrete)."""
+    """``values`` as an array of at least ``event_dim`` axes without NaN (checked when concrete).
+
+    The shape is always checked; the NaN check only runs on concrete values (eagerly, or
+    on a constant captured inside ``jax.jit``, evaluated at trace time) and is skipped for
+    tracers, whose values are not known until the compiled function runs.
+    """
+    raw = values
     values = jnp.asarray(values)
     if values.ndim < event_dim:
         raise ValueError(
             f"{what}: expected an input with at least {event_dim} axes (..., *event), "
             f"got shape {values.shape}"
         )
-    if not isinstance(values, jax.core.Tracer) and bool(jnp.any(jnp.isnan(values))):
-        raise ValueError(f"{what}: the input holds NaN")
+    if jnp.issubdtype(values.dtype, jnp.inexact) and _is_concrete(raw, values):
+        with jax.ensure_compile_time_eval():  # evaluate now, even while jit traces
+            has_nan = bool(jnp.any(jnp.isnan(jnp.asarray(raw))))
+        if has_nan:
+            raise ValueError(f"{what}: the input holds NaN")
     return values
 
 

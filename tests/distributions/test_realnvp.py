@@ -378,3 +378,32 @@ def test_bad_input_is_a_clear_error():
         ).inv(jnp.ones(2))
     with pytest.raises(ValueError, match="needs an actnorm flow"):
         initialize_actnorm(RealNVP((2,), rngs=nnx.Rngs(0)), jnp.ones((4, 2)))
+
+
+def test_a_concrete_array_captured_inside_jit_reaches_the_checks_without_a_tracer_error():
+    # regression: the NaN check on a concrete array closed over by a jitted function was
+    # traced (jnp.isnan under jit) and its bool() raised TracerBoolConversionError
+    layer = AffineCoupling(alternating_mask(3), _vector_net(3))
+    for captured in (jnp.array([[0.0, 0.5, 1.0]]), np.array([[0.0, 0.5, 1.0]], np.float32)):
+
+        @jax.jit
+        def forward_and_back(scale, captured=captured):
+            y = layer(captured) * scale
+            return y, layer.inv(layer(captured)), layer.log_abs_det_jacobian(captured, y)
+
+        y, x_back, _ = forward_and_back(2.0)
+        np.testing.assert_allclose(y, 2.0 * layer(captured), rtol=1e-6)
+        np.testing.assert_allclose(x_back, captured, rtol=1e-5, atol=1e-6)
+    flow = RealNVP((2,), rngs=nnx.Rngs(0))()
+    x = jnp.array([[0.3, -0.2]])
+    np.testing.assert_allclose(jax.jit(lambda: flow.log_prob(x))(), flow.log_prob(x), rtol=1e-5)
+    # traced inputs: shape checks stay, the NaN check is skipped (NaN in, NaN out)
+    assert bool(jnp.isnan(jax.jit(lambda v: layer(v))(jnp.array([0.0, jnp.nan, 1.0]))).any())
+    with pytest.raises(ValueError, match=r"at least 1 axes"):
+        jax.jit(lambda v: layer(v))(jnp.float32(1.0))
+    # a concrete NaN is still an error: eagerly, and at trace time when captured
+    nan = jnp.array([0.0, jnp.nan, 1.0])
+    with pytest.raises(ValueError, match="NaN"):
+        layer(nan)
+    with pytest.raises(ValueError, match="NaN"):
+        jax.jit(lambda: layer(nan))()
