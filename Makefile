@@ -14,10 +14,12 @@ export PYTHONHASHSEED := 0
 
 env: $(STAMP)
 
+# --no-compile: pip would byte-compile every installed module (84 s for the lock, 37 s without);
+# Python compiles only the modules that are imported, once, on first import.
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(PY) || "$$(tools/python312.sh)" -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-compile --require-hashes --no-deps -r requirements.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-compile --no-deps --no-build-isolation -e .
 	rm -f $(VENV)/.installed-* && touch $@
 
 demo: $(STAMP)
