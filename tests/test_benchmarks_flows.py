@@ -34,6 +34,7 @@ def _run(flows, models: list[str], out: Path, capsys) -> tuple[dict, dict]:
     return row, results["summary"]
 
 
+@pytest.mark.slow  # ~15 s; densities and bits/dim: tests/models/test_flow_density.py
 def test_flows_mnist_runs_the_densities(flows, tmp_path, capsys) -> None:
     row, summary = _run(flows, ["flow"], tmp_path / "flows.json", capsys)
     for key in ("flow_bpd", "gaussian_full_bpd", "gaussian_diag_bpd"):

@@ -74,6 +74,8 @@ def test_evaluate_needs_a_run_folder(tmp_path, capsys) -> None:
         assert len(err.splitlines()) == 1
 
 
+@pytest.mark.slow  # ~55 s of compiling (an SGM fit, NUTS, SBC); check_eta on a fitted SGM runs in
+# make test through tutorial 03, the diagnose command's argument errors through the VAE run above
 def test_fit_then_diagnose_an_sgm(tmp_path, capsys) -> None:
     run = tmp_path / "run"
     arguments = ["fit", "--model", "sgm", "--out", str(run), "--steps", "3", "--batch-size", "8"]

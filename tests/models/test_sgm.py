@@ -42,6 +42,7 @@ def test_sites_and_the_observation_is_the_moved_prototype() -> None:
     assert model_trace["eta"]["fn"].event_shape == (2,)
 
 
+@pytest.mark.slow  # ~25 s; the joint SGM is trained in make test by tutorial 03 and `invppl fit`
 def test_svi_lowers_the_loss() -> None:
     sgm = make_sgm((8, 8, 1), 3, ("rotation",), seed=0, **SMALL)
     x = _data(64)
