@@ -46,7 +46,7 @@ typecheck: $(STAMP)
 # level 0 compiles faster (the demo's test: 77 s instead of 103 s) and runs tiny programs
 # no slower. Only for these two targets; `make demo` and the benchmarks keep XLA's default.
 TEST_JAX := JAX_COMPILATION_CACHE_DIR=$(CURDIR)/build/jax-cache JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0.1 \
-	XLA_FLAGS="--xla_backend_optimization_level=0 $$XLA_FLAGS"
+	XLA_FLAGS="--xla_backend_optimization_level=0 $${XLA_FLAGS:-}"
 pytest: $(STAMP)
 	$(TEST_JAX) $(PY) -m pytest -n auto --dist loadscope -m "not slow" --doctest-modules tests invppl
 
