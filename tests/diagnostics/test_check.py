@@ -254,7 +254,8 @@ def test_eta_summary_is_circular_where_a_plain_mean_is_not(exact: EtaCheck) -> N
         resultant = np.mean(np.exp(1j * draws))  # the oracle: the mean direction
         row = table.loc[(example, "rotation")]
         assert row["mean"] == pytest.approx(np.angle(resultant), abs=1e-5)
-        assert row["sd"] == pytest.approx(np.sqrt(-2 * np.log(np.abs(resultant))), rel=1e-6)
+        # float32 draws: rel 1e-6 failed by 1.06e-6 under XLA -O0
+        assert row["sd"] == pytest.approx(np.sqrt(-2 * np.log(np.abs(resultant))), rel=1e-5)
         assert row["q5%"] < row["mean"] < row["q95%"]
     shifted = exact.tree.copy()
     centre = np.angle(np.mean(np.exp(1j * eta.values[..., 0, 0])))
