@@ -6,7 +6,8 @@
   optax optimisers, one compiled step, checkpoints and a NaN stop.
 - :class:`GraphBatches` draws a graph's edges and non-edges for each step of a
   graph model's fit (``fit(..., extend_batch=...)``).
-- :func:`fit_two_stage` fits the SGM's two stages (pose network, then p(η | x̂)).
+- :func:`fit_two_stage` fits the SGM's two stages (pose network, then p(η | x̂));
+  :func:`fit_eta_prior` fits stage 2 alone (e.g. on known poses).
 - :func:`iwae_bound` and :func:`elbo_per_example` bound log p(x) per example.
 - :func:`save_checkpoint`, :func:`load_checkpoint` and
   :func:`latest_checkpoint` store fitting state with orbax;
@@ -34,7 +35,7 @@ from invppl.infer.checkpoint import (
 from invppl.infer.fit import ExtendBatch, FitInterrupted, FitResult, fit, minibatch_indices
 from invppl.infer.graph_batches import GraphBatches
 from invppl.infer.iwae import DATA_PLATE, elbo_per_example, iwae_bound, per_example_log_weight
-from invppl.infer.two_stage import TwoStageFit, fit_two_stage, stage_optimizer
+from invppl.infer.two_stage import TwoStageFit, fit_eta_prior, fit_two_stage, stage_optimizer
 
 # A library logs but never configures output: without a handler set up by the
 # application, nothing is printed.
@@ -54,6 +55,7 @@ __all__ = [
     "elbo_per_example",
     "fit",
     "fit_adversarial",
+    "fit_eta_prior",
     "fit_two_stage",
     "is_complete_checkpoint",
     "iwae_bound",

@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -24,7 +25,7 @@ from invppl.infer.fit import FitResult, fit
 from invppl.models.sgm_two_stage import LearnedSymmetry, TwoStageSGM, no_guide
 from invppl.transforms.align import FrameTemplates, fit_templates
 
-__all__ = ["TwoStageFit", "fit_two_stage", "stage_optimizer"]
+__all__ = ["TwoStageFit", "fit_eta_prior", "fit_two_stage", "stage_optimizer"]
 
 POSE_LEARNING_RATE = 2e-3
 """Stage 1's default peak learning rate."""
@@ -77,24 +78,80 @@ def stage_optimizer(
 def _holdout_split(
     data: Mapping[str, ArrayLike], fraction: float, batch_size: int, seed: int
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]:
-    """Stage 2's examples ``{"x": (n - m, H, W, C)}`` and held-out ones ``(m, H, W, C)``.
+    """Stage 2's examples (``n - m`` rows of every array in ``data``) and held-out ones (``m``).
 
     ``m = round(fraction · n)`` (at least 1 when ``fraction > 0``), drawn by a
     permutation seeded with ``seed``; ``fraction = 0`` holds none out (None).
     """
     if not (isinstance(fraction, int | float) and 0 <= fraction < 0.5):
         raise ValueError(f"prior_holdout must be a fraction in [0, 0.5), got {fraction!r}")
-    x = np.asarray(data["x"])
+    arrays = {name: np.asarray(value) for name, value in data.items()}
+    n = len(arrays["x"])
     if fraction == 0:
-        return {"x": x}, None
-    held = max(round(fraction * len(x)), 1)
-    if len(x) - held < batch_size:
+        return arrays, None
+    held = max(round(fraction * n), 1)
+    if n - held < batch_size:
         raise ValueError(
-            f"prior_holdout={fraction} leaves {len(x) - held} of {len(x)} examples for "
+            f"prior_holdout={fraction} leaves {n - held} of {n} examples for "
             f"stage 2, fewer than batch_size={batch_size}; lower one of them"
         )
-    order = np.random.default_rng([seed, 2]).permutation(len(x))
-    return {"x": x[order[held:]]}, {"x": x[order[:held]]}
+    order = np.random.default_rng([seed, 2]).permutation(n)
+    kept = {name: value[order[held:]] for name, value in arrays.items()}
+    return kept, {name: value[order[:held]] for name, value in arrays.items()}
+
+
+def fit_eta_prior(
+    model: Any,
+    data: Mapping[str, ArrayLike],
+    *,
+    seed: int,
+    num_steps: int,
+    batch_size: int,
+    optimizer: optax.GradientTransformation | None = None,
+    holdout: float = 0.1,
+    eval_every: int | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+) -> FitResult:
+    """Stage 2 alone: maximum likelihood for p(η | x̂), early-stopped on held-out examples.
+
+    Args:
+        model: stage 2's model, ``TwoStageSGM.eta_prior_model(pose_params)``
+            (``model(x)``), or with known poses ``eta_prior_model(None)``
+            (``model(x, eta)``).
+        data: ``{"x": (n, H, W, C)}``, and ``{"eta": (n, k)}`` for known poses.
+        seed: the hold-out draw and the minibatch order.
+        holdout, eval_every: see ``prior_holdout`` and ``prior_eval_every`` of
+            :func:`fit_two_stage` (default: 20 evaluations in all).
+        num_steps, batch_size, optimizer, checkpoint_dir, progress: as in
+            :func:`~invppl.infer.fit` (default optimizer: :func:`stage_optimizer`
+            with :data:`PRIOR_LEARNING_RATE`).
+
+    Raises ``FloatingPointError`` when the fit stopped at a non-finite loss.
+    """
+    if "x" not in data:
+        raise ValueError(f"data must hold the images under 'x', got keys {sorted(data)}")
+    num_steps = check_int(num_steps, "num_steps", minimum=1)
+    kept, held_out = _holdout_split(data, holdout, batch_size, seed)
+    every = check_int(eval_every or max(num_steps // 20, 1), "eval_every", minimum=1)
+    prior = fit(
+        model,
+        no_guide,
+        kept,
+        seed=(seed + 1) % 2**32,
+        num_steps=num_steps,
+        batch_size=batch_size,
+        optimizer=optimizer or stage_optimizer(num_steps, PRIOR_LEARNING_RATE),
+        eval_data=held_out,
+        eval_every=None if held_out is None else every,
+        iwae_samples=1,  # no latent variables: the ELBO is log p(η | x̂) itself
+        keep_best=held_out is not None,
+        checkpoint_dir=checkpoint_dir,
+        progress=progress,
+    )
+    if prior.stopped_early:
+        raise FloatingPointError(f"stage 2 (p(eta | prototype)) {prior.message}")
+    return prior
 
 
 @dataclass(frozen=True)
@@ -171,15 +228,14 @@ def fit_two_stage(
         raise ValueError(f"data must hold the images under 'x', got keys {sorted(data)}")
     pose_steps = check_int(pose_steps, "pose_steps", minimum=1)
     prior_steps = check_int(prior_steps, "prior_steps", minimum=1)
-    prior_data, held_out = _holdout_split(data, prior_holdout, batch_size, seed)
-    if prior_eval_every is None:
-        prior_eval_every = max(prior_steps // 20, 1)
-    prior_eval_every = check_int(prior_eval_every, "prior_eval_every", minimum=1)
+    _holdout_split(data, prior_holdout, batch_size, seed)  # bad settings fail before stage 1
+    if prior_eval_every is not None:
+        check_int(prior_eval_every, "prior_eval_every", minimum=1)
     directory = None if checkpoint_dir is None else Path(checkpoint_dir)
     pose = fit(
         sgm.pose_model,
         no_guide,
-        data,
+        {"x": data["x"]},
         seed=seed,
         num_steps=pose_steps,
         batch_size=batch_size,
@@ -190,21 +246,16 @@ def fit_two_stage(
     if pose.stopped_early:
         raise FloatingPointError(f"stage 1 (pose network) {pose.message}")
     frames = _frame_templates(sgm, pose, np.asarray(data["x"], np.float32), seed)
-    prior = fit(
+    prior = fit_eta_prior(
         sgm.eta_prior_model(pose.params, frames),
-        no_guide,
-        prior_data,
-        seed=(seed + 1) % 2**32,
+        {"x": data["x"]},
+        seed=seed,
         num_steps=prior_steps,
         batch_size=batch_size,
-        optimizer=prior_optimizer or stage_optimizer(prior_steps, PRIOR_LEARNING_RATE),
-        eval_data=held_out,
-        eval_every=None if held_out is None else prior_eval_every,
-        iwae_samples=1,  # no latent variables: the ELBO is log p(f(x) | x̂) itself
-        keep_best=held_out is not None,
+        optimizer=prior_optimizer,
+        holdout=prior_holdout,
+        eval_every=prior_eval_every,
         checkpoint_dir=None if directory is None else directory / "prior",
         progress=progress,
     )
-    if prior.stopped_early:
-        raise FloatingPointError(f"stage 2 (p(eta | prototype)) {prior.message}")
     return TwoStageFit(sgm.learned(pose.params, prior.params, frames), pose, prior, frames)

@@ -262,18 +262,29 @@ def pose_model(
 
 def eta_prior_model(
     x: Array,
+    eta: Array | None = None,
     *,
-    pose: nnx.Module,
+    pose: nnx.Module | None = None,
     prior_embedding: nnx.Module,
     prior_flow: EtaFlow,
     family: TransformFamily,
 ) -> Array:
-    """Stage 2: log p(f(x) | x̂) for a batch ``x`` ``(batch, H, W, C)``, f = ``pose`` held fixed.
+    """Stage 2: log p(η | x̂) for a batch ``x`` ``(batch, H, W, C)``, x̂ = T_η⁻¹(x).
 
-    ``pose`` is the fitted pose network (see :func:`~invppl.nn.with_fitted_params`);
-    it is called as a plain function, so its weights are not trained here.
+    η is f(x), f = ``pose`` held fixed (the fitted pose network, see
+    :func:`~invppl.nn.with_fitted_params`; called as a plain function, so its
+    weights are not trained here), or the known poses ``eta`` ``(batch, k)``
+    when given instead: with the true transformations, stage 2 is measured
+    alone, apart from stage 1's errors (``benchmarks/sgm_recovery.py
+    --stage2-oracle``). Give exactly one of ``pose`` and ``eta``.
     """
-    eta = jax.lax.stop_gradient(pose(x))
+    if (pose is None) == (eta is None):
+        raise ValueError(
+            "eta_prior_model needs exactly one of pose (a fitted pose function) and eta "
+            f"(known poses); got pose={'None' if pose is None else 'given'}, "
+            f"eta={'None' if eta is None else 'given'}"
+        )
+    eta = jax.lax.stop_gradient(pose(x) if pose is not None else jnp.asarray(eta))
     prototype = family.apply(x, -eta)
     embed = nnx_module("prior_embedding", prior_embedding)
     with numpyro.plate("data", x.shape[0]):
@@ -368,12 +379,16 @@ class TwoStageSGM:
         return partial(aligned_pose, network, self.family, frames)
 
     def eta_prior_model(
-        self, pose_params: Mapping[str, Any], frames: FrameTemplates | None = None
+        self, pose_params: Mapping[str, Any] | None, frames: FrameTemplates | None = None
     ) -> Any:
-        """Stage 2's model with the pose of stage 1's fit (and frame templates, if any)."""
+        """Stage 2's model with the pose of stage 1's fit (and frame templates, if any).
+
+        ``pose_params=None`` gives the model of known poses, ``model(x, eta)``.
+        """
+        pose = None if pose_params is None else self.fitted_pose(pose_params, frames)
         return partial(
             eta_prior_model,
-            pose=self.fitted_pose(pose_params, frames),
+            pose=pose,
             prior_embedding=self.prior_embedding,
             prior_flow=self.prior_flow,
             family=self.family,

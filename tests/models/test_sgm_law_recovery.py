@@ -17,7 +17,6 @@ stopping and the NNX flow), translation 0.003–0.015.
 
 from __future__ import annotations
 
-import argparse
 import runpy
 from pathlib import Path
 
@@ -34,14 +33,7 @@ BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "sgm_recovery.p
 )
 def test_two_stage_sgm_recovers_random_laws(task: str, seed: int) -> None:
     benchmark = runpy.run_path(str(BENCHMARK), run_name="sgm_recovery")
-    settings = argparse.Namespace(
-        examples=3000,
-        pose_steps=1000,
-        prior_steps=1500,
-        batch_size=64,
-        hidden=64,
-        method="two-stage",
-    )
+    settings = benchmark["parse_args"]([])  # the defaults the benchmark's table uses
     run = benchmark["one_run"](task, seed, settings)
     benchmark["print_run"](run)
     failed = [row for row in run["rows"] if not row["recovered"]]

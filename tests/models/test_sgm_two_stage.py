@@ -3,6 +3,7 @@
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import jax
@@ -21,6 +22,7 @@ from invppl.models import (
     LearnedSymmetry,
     TwoStageSGM,
     augmentation_bounds,
+    eta_prior_model,
     make_two_stage_sgm,
     pose_model,
 )
@@ -531,6 +533,36 @@ def test_stage_two_holds_out_a_seeded_disjoint_part() -> None:
     everything, none = _holdout_split({"x": x}, 0, 8, seed=3)
     assert none is None
     np.testing.assert_array_equal(everything["x"], x)
+    # known poses travel with their images (stage 2 on known poses)
+    eta = 10 * x.reshape(50, 1)
+    kept, held = _holdout_split({"x": x, "eta": eta}, 0.1, 8, seed=3)
+    assert held is not None
+    np.testing.assert_array_equal(held["x"], again["x"])
+    np.testing.assert_array_equal(held["eta"], 10 * held["x"].reshape(-1, 1))
+    np.testing.assert_array_equal(kept["eta"], 10 * kept["x"].reshape(-1, 1))
+
+
+def test_stage_two_on_known_poses_is_stage_two_of_a_pose_function_giving_them() -> None:
+    """``eta_prior_model(x, eta)`` scores what the model of a pose f with f(x) = eta does."""
+    x = _rotated_ls(np.array([-2.0, -0.7, 0.1, 0.9, 2.5]))
+    sgm = make_two_stage_sgm(x.shape[1:], ("rotation",), seed=0, hidden=8, context_dim=3)
+    pose = _CentroidPose(1.0)
+    eta = pose(jnp.asarray(x))
+    options = {"prior_embedding": sgm.prior_embedding, "prior_flow": sgm.prior_flow}
+
+    def log_density(model: Callable[..., Any], *args: Any) -> np.ndarray:
+        site = trace(seed(model, 0)).get_trace(jnp.asarray(x), *args)["eta"]
+        return np.asarray(site["fn"].log_prob(site["value"]))
+
+    from_pose = log_density(partial(eta_prior_model, pose=pose, family=sgm.family, **options))
+    np.testing.assert_allclose(log_density(sgm.eta_prior_model(None), eta), from_pose, rtol=1e-6)
+    # the known poses are used, not ignored
+    moved = log_density(sgm.eta_prior_model(None), eta + 0.5)
+    assert np.abs(moved - from_pose).max() > 1e-3
+    with pytest.raises(ValueError, match="exactly one of pose"):
+        eta_prior_model(jnp.asarray(x), eta, pose=pose, family=sgm.family, **options)
+    with pytest.raises(ValueError, match="exactly one of pose"):
+        eta_prior_model(jnp.asarray(x), family=sgm.family, **options)
 
 
 @pytest.mark.parametrize(
