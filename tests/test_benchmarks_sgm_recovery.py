@@ -46,3 +46,18 @@ def test_known_poses_are_the_truth(recovery) -> None:
         assert row["pose_outliers"] == 0.0
         assert row["stage1_w1"] == pytest.approx(row["sampling_floor"], abs=1e-5)
         assert math.isnan(row["equivariance_error"])
+        assert 0.0 <= row["narrower_share"] <= 1.0
+
+
+def test_narrower_share_counts_the_prototypes_given_a_narrow_law(recovery) -> None:
+    rng = np.random.default_rng(0)
+    draws = rng.uniform(-math.pi, math.pi, (64, 10))  # ten prototypes, each a flat law
+    draws[:, 3] = rng.normal(1.0, 0.05, 64)  # one given a point mass
+    assert recovery["_narrower_share"](draws, 2 * math.pi) == pytest.approx(0.1)
+    # the same law for all prototypes: none is narrower, on the circle or the line
+    same = rng.normal(0.0, 0.1, (64, 10))
+    assert recovery["_narrower_share"](same, 2 * math.pi) == 0.0
+    assert recovery["_narrower_share"](same, None) == 0.0
+    line = rng.normal(0.0, 1.0, (64, 10))
+    line[:, 7] = rng.normal(3.0, 0.02, 64)  # one prototype narrow and elsewhere
+    assert recovery["_narrower_share"](line, None) == pytest.approx(0.1)
