@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,7 +101,7 @@ def _holdout_split(
 
 
 def fit_eta_prior(
-    model: Any,
+    model: Callable[..., Any],
     data: Mapping[str, ArrayLike],
     *,
     seed: int,
@@ -133,7 +133,8 @@ def fit_eta_prior(
         raise ValueError(f"data must hold the images under 'x', got keys {sorted(data)}")
     num_steps = check_int(num_steps, "num_steps", minimum=1)
     kept, held_out = _holdout_split(data, holdout, batch_size, seed)
-    every = check_int(eval_every or max(num_steps // 20, 1), "eval_every", minimum=1)
+    every = max(num_steps // 20, 1) if eval_every is None else eval_every
+    every = check_int(every, "eval_every", minimum=1)
     prior = fit(
         model,
         no_guide,

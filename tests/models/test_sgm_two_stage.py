@@ -623,3 +623,17 @@ def test_fit_two_stage_learns_the_frames_it_is_asked_for() -> None:
     assert result.symmetry.frames is result.frames
     assert result.frames.templates.shape == (2, SIZE, SIZE, 1)
     assert int(result.frames.sizes.sum()) == N
+
+
+def test_fit_eta_prior_rejects_bad_settings_before_work() -> None:
+    from invppl.infer import fit_eta_prior
+
+    x = _rotated_ls(np.zeros(20))
+    sgm = make_two_stage_sgm(x.shape[1:], ("rotation",), seed=0, hidden=8, context_dim=3)
+    model, eta = sgm.eta_prior_model(None), np.zeros((20, 1), np.float32)
+    with pytest.raises(ValueError, match="images under 'x'"):
+        fit_eta_prior(model, {"eta": eta}, seed=0, num_steps=5, batch_size=4)
+    with pytest.raises(ValueError, match="eval_every"):
+        fit_eta_prior(model, {"x": x, "eta": eta}, seed=0, num_steps=5, batch_size=4, eval_every=0)
+    with pytest.raises(ValueError, match="prior_holdout must be a fraction"):
+        fit_eta_prior(model, {"x": x, "eta": eta}, seed=0, num_steps=5, batch_size=4, holdout=0.6)
