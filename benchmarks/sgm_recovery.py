@@ -72,7 +72,13 @@ from invppl.distributions import with_fitted_flow
 from invppl.infer import fit, fit_eta_prior, fit_two_stage, stage_optimizer
 from invppl.infer.two_stage import PRIOR_LEARNING_RATE
 from invppl.metrics import congeal, law_recovery, pose_equivariance_error
-from invppl.models import LearnedSymmetry, augmentation_bounds, make_sgm, make_two_stage_sgm
+from invppl.models import (
+    LearnedSymmetry,
+    TwoStageSGM,
+    augmentation_bounds,
+    make_sgm,
+    make_two_stage_sgm,
+)
 from invppl.nn import with_fitted_params
 from invppl.transforms import Affine
 
@@ -430,9 +436,9 @@ def _prior_optimizer(args: argparse.Namespace) -> Any:
     )
 
 
-def fit_two(task: Task, train: np.ndarray, seed: int, args: argparse.Namespace) -> tuple:
-    """The two-stage fit with the library's defaults: the learned symmetry, stage 1's losses."""
-    sgm = make_two_stage_sgm(
+def _two_stage_sgm(task: Task, seed: int, args: argparse.Namespace) -> TwoStageSGM:
+    """The networks of both stages, seeded with ``seed``, and stage 1's settings."""
+    return make_two_stage_sgm(
         task.images.shape[1:],
         task.transformations,
         seed=seed,
@@ -445,6 +451,11 @@ def fit_two(task: Task, train: np.ndarray, seed: int, args: argparse.Namespace) 
         template_weight=args.template_weight,
         frame_templates=args.frames,
     )
+
+
+def fit_two(task: Task, train: np.ndarray, seed: int, args: argparse.Namespace) -> tuple:
+    """The two-stage fit with the library's defaults: the learned symmetry, stage 1's losses."""
+    sgm = _two_stage_sgm(task, seed, args)
     fitted = fit_two_stage(
         sgm,
         {"x": task.images[train]},
@@ -464,14 +475,7 @@ def fit_stage2_oracle(task: Task, train: np.ndarray, seed: int, args: argparse.N
     The same networks, steps, hold-out and early stopping as :func:`fit_two`'s
     stage 2; what it misses is stage 2's own error, apart from stage 1's.
     """
-    sgm = make_two_stage_sgm(
-        task.images.shape[1:],
-        task.transformations,
-        seed=seed,
-        bounds=task.bounds,
-        hidden=args.hidden,
-        context_dim=args.context_dim,
-    )
+    sgm = _two_stage_sgm(task, seed, args)  # its pose network is not trained
     prior = fit_eta_prior(
         sgm.eta_prior_model(None),
         {"x": task.images[train], "eta": task.eta[train].astype(np.float32)},
