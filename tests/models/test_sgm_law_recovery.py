@@ -12,7 +12,9 @@ better of a uniform law and the best point mass. About 4 minutes on 2 CPUs.
 Seen on 2026-12-03 (commit b80384a, 196 s on 2 CPUs): both sets recovered,
 rotation W1 0.038 / 0.037 / 0.020 (square two modes, ellipse narrow, heart
 point mass: the point mass that stage 2 left at 0.352 before its early
-stopping and the NNX flow), translation 0.003–0.015.
+stopping and the NNX flow), translation 0.003–0.015. Again on 2026-12-07
+(commit b32e657, 2-CPU Intel Xeon, 415 s with another job running): both
+recovered, rotation W1 0.018 / 0.041 / 0.029, translation 0.004–0.015.
 """
 
 from __future__ import annotations
