@@ -48,7 +48,7 @@ import optax
 from flax import nnx
 
 from invppl._machine import machine_info, record_results
-from invppl.datasets import load_mnist
+from invppl.datasets import train_test_mnist
 from invppl.infer import fit, fit_adversarial
 from invppl.metrics.adversary import adversary_accuracy_split
 from invppl.models import make_bigan, make_vae
@@ -82,30 +82,12 @@ def digits(
     Returns ``x_train`` ``(num_train, H, W, 1)``, ``y_train`` ``(num_train,)``,
     ``x_test`` ``(num_test, H, W, 1)`` and ``y_test`` ``(num_test,)``.
     """
-    rng = np.random.default_rng(seed)
-    if mnist_dir is None:
-        if not (num_train and num_test):
-            raise SystemExit("0 digits (a whole split) needs --mnist-dir for full MNIST")
-        data = load_mnist()
-        n = data.images.shape[0]
-        if num_train + num_test > n:
-            raise SystemExit(f"--num-train + --num-test must be at most {n}")
-        order = rng.permutation(n)
-        parts = [(data, order[:num_train]), (data, order[num_train : num_train + num_test])]
-    else:
-        parts = []
-        for split, wanted in (("train", num_train), ("test", num_test)):
-            data = load_mnist(mnist_dir, split=split)
-            n = data.images.shape[0]
-            if not 0 <= wanted <= n:
-                raise SystemExit(f"--num-{split} must be in [0, {n}], got {wanted}")
-            parts.append((data, rng.permutation(n)[: wanted or n]))
-    (train, rows_train), (test, rows_test) = parts
+    train, test = train_test_mnist(mnist_dir, num_train, num_test, np.random.default_rng(seed))
     return {
-        "x_train": _pooled(train.images[rows_train], pool),
-        "y_train": train.labels[rows_train],
-        "x_test": _pooled(test.images[rows_test], pool),
-        "y_test": test.labels[rows_test],
+        "x_train": _pooled(train.images, pool),
+        "y_train": train.labels,
+        "x_test": _pooled(test.images, pool),
+        "y_test": test.labels,
     }
 
 

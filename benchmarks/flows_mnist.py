@@ -42,7 +42,7 @@ import numpy as np
 import optax
 
 from invppl._machine import machine_info, record_results
-from invppl.datasets import load_mnist
+from invppl.datasets import train_test_mnist
 from invppl.infer import fit, iwae_bound
 from invppl.models.flow_density import (
     dequantize,
@@ -74,26 +74,8 @@ def mnist_images(
     IDX files there: ``num_train`` of the train split, ``num_test`` of the t10k
     split (0 for a whole split).
     """
-    if num_train < 0 or num_test < 0:
-        raise ValueError(f"--num-train and --num-test must be ≥ 0, got {num_train}, {num_test}")
-    if mnist_dir is None:
-        if not (num_train and num_test):
-            raise ValueError("0 digits (a whole split) needs --mnist-dir for full MNIST")
-        images = load_mnist().images
-        if num_train + num_test > len(images):
-            raise ValueError(f"--num-train + --num-test must be at most {len(images)}")
-        order = np.random.default_rng(0).permutation(len(images))
-        return images[order[:num_train]], images[order[num_train : num_train + num_test]]
-    parts = []
-    for split, wanted in (("train", num_train), ("test", num_test)):
-        images = load_mnist(mnist_dir, split=split).images
-        if wanted > len(images):
-            raise ValueError(
-                f"--num-{split}: {wanted} digits asked, the {split} split holds {len(images)}"
-            )
-        order = np.random.default_rng(0).permutation(len(images))
-        parts.append(images[order[: wanted or len(images)]])
-    return parts[0], parts[1]
+    train, test = train_test_mnist(mnist_dir, num_train, num_test, np.random.default_rng(0))
+    return train.images, test.images
 
 
 def digits(

@@ -71,9 +71,9 @@ def test_full_mnist_trains_on_the_train_split_and_tests_on_t10k(bigan_mnist, tmp
         assert arrays["t10k-labels-idx1-ubyte"][row] == label  # labels follow their images
     again = bigan_mnist["digits"](4, 8, 0, 3, tmp_path)
     np.testing.assert_array_equal(again["y_train"], split["y_train"])  # seeded
-    with pytest.raises(SystemExit, match=r"--num-train must be in \[0, 12\]"):
+    with pytest.raises(ValueError, match="num_train: 13 digits asked, the train split holds 12"):
         bigan_mnist["digits"](4, 13, 1, 0, tmp_path)
-    with pytest.raises(SystemExit, match="--mnist-dir for full MNIST"):
+    with pytest.raises(ValueError, match="needs the full MNIST IDX files"):
         bigan_mnist["digits"](4, 0, 10, 0, None)
 
 

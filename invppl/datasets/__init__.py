@@ -4,7 +4,8 @@ Images are float32 NumPy arrays in [0, 1] with layout ``(n, height, width,
 channels)``; every loader returns a frozen dataclass with documented fields.
 Randomness comes from explicit seeds (``numpy.random.default_rng(seed)``).
 
-- :func:`load_mnist`, :func:`load_digits8`: real digits (bundled, or MNIST IDX files).
+- :func:`load_mnist`, :func:`load_digits8`: real digits (bundled, or MNIST IDX files);
+  :func:`train_test_mnist` draws a training and a test set from them.
 - :func:`rotated_mnist`, :func:`colour_mnist`: digits moved by known per-class laws.
 - :func:`make_dsprites`: procedural squares, ellipses and hearts with known factor laws.
 - :func:`make_paired_shapes`, :func:`shapes_with_fixed_factor`: pairs of those shapes sharing
@@ -44,7 +45,7 @@ from invppl.datasets.laws import (
     laws_by_class,
     sample_by_class,
 )
-from invppl.datasets.mnist import MNIST, load_mnist, read_idx
+from invppl.datasets.mnist import MNIST, load_mnist, read_idx, train_test_mnist
 from invppl.datasets.paired_shapes import (
     DEFAULT_LEVELS,
     DEFAULT_RANGES,
@@ -122,4 +123,5 @@ __all__ = [
     "sha256_of",
     "shape_factor_space",
     "shapes_with_fixed_factor",
+    "train_test_mnist",
 ]

@@ -26,7 +26,7 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["IDX_FILES", "MNIST", "load_mnist", "read_idx"]
+__all__ = ["IDX_FILES", "MNIST", "load_mnist", "read_idx", "train_test_mnist"]
 
 IDX_FILES: dict[str, tuple[str, str]] = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -222,3 +222,55 @@ def load_mnist(
             "bundled digits yourself"
         )
     return _load_bundled()
+
+
+def _subset(data: MNIST, rows: np.ndarray) -> MNIST:
+    return MNIST(data.images[rows], data.labels[rows], data.source)
+
+
+def train_test_mnist(
+    path: str | os.PathLike[str] | None,
+    num_train: int,
+    num_test: int,
+    rng: np.random.Generator,
+) -> tuple[MNIST, MNIST]:
+    """Training and test digits, each drawn by a permutation from ``rng``.
+
+    ``path`` None: the 5,000 bundled digits (or ``INVPPL_MNIST_DIR``'s train
+    split, as :func:`load_mnist`), permuted once and split into ``num_train``
+    then ``num_test`` digits. Else the IDX files in ``path``: ``num_train``
+    digits of the train split and ``num_test`` of the t10k split, 0 for a whole
+    split. Raises ``ValueError`` for negative counts, 0 without IDX files and more
+    digits than a split holds.
+
+    >>> train, test = train_test_mnist(None, 100, 50, np.random.default_rng(0))
+    >>> train.images.shape, test.labels.shape
+    ((100, 28, 28, 1), (50,))
+    """
+    if num_train < 0 or num_test < 0:
+        raise ValueError(f"num_train and num_test must be >= 0, got {num_train}, {num_test}")
+    if path is None:
+        if not (num_train and num_test):
+            raise ValueError(
+                "0 digits (a whole split) needs the full MNIST IDX files (path, or --mnist-dir)"
+            )
+        data = load_mnist()
+        n = data.images.shape[0]
+        if num_train + num_test > n:
+            raise ValueError(
+                f"num_train + num_test must be at most {n}, got {num_train + num_test}"
+            )
+        order = rng.permutation(n)
+        return _subset(data, order[:num_train]), _subset(data, order[num_train:][:num_test])
+    parts = []
+    splits: tuple[tuple[Literal["train", "test"], int], ...] = (
+        ("train", num_train),
+        ("test", num_test),
+    )
+    for split, wanted in splits:
+        data = load_mnist(path, split=split)
+        n = data.images.shape[0]
+        if wanted > n:
+            raise ValueError(f"num_{split}: {wanted} digits asked, the {split} split holds {n}")
+        parts.append(_subset(data, rng.permutation(n)[: wanted or n]))
+    return parts[0], parts[1]

@@ -158,3 +158,17 @@ def test_digits8() -> None:
     from sklearn.datasets import load_digits
 
     np.testing.assert_allclose(data.images[5, ..., 0] * 16.0, load_digits().images[5])
+
+
+def test_train_test_mnist_draws_disjoint_seeded_sets_and_rejects_bad_counts() -> None:
+    from invppl.datasets import load_mnist, train_test_mnist
+
+    train, test = train_test_mnist(None, 30, 20, np.random.default_rng(4))
+    order = np.random.default_rng(4).permutation(5000)  # one permutation, split in two
+    bundled = load_mnist()
+    np.testing.assert_array_equal(train.labels, bundled.labels[order[:30]])
+    np.testing.assert_array_equal(test.images, bundled.images[order[30:50]])
+    with pytest.raises(ValueError, match="must be >= 0"):
+        train_test_mnist(None, -1, 5, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="at most 5000, got 5001"):
+        train_test_mnist(None, 5000, 1, np.random.default_rng(0))
