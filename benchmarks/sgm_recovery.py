@@ -353,7 +353,7 @@ def evaluate(
 ) -> list[dict[str, Any]]:
     """One row per class and parameter (see :func:`invppl.metrics.law_recovery`).
 
-    ``known_poses``: stage 2 was fitted on the true η (``--stage2-oracle``), so
+    ``known_poses``: stage 2 was fitted on the true η (``--method stage2-oracle``), so
     the poses and prototypes are the true ones too.
     """
     poses, prototypes, equivariance = _poses_and_prototypes(task, symmetry, test, seed, known_poses)

@@ -75,6 +75,21 @@ def stage_optimizer(
     )
 
 
+def _holdout_count(n: int, fraction: float, batch_size: int) -> int:
+    """How many of ``n`` examples stage 2 holds out; raises for settings that leave too few."""
+    if not (isinstance(fraction, int | float) and 0 <= fraction < 0.5):
+        raise ValueError(f"prior_holdout must be a fraction in [0, 0.5), got {fraction!r}")
+    if fraction == 0:
+        return 0
+    held = max(round(fraction * n), 1)
+    if n - held < batch_size:
+        raise ValueError(
+            f"prior_holdout={fraction} leaves {n - held} of {n} examples for "
+            f"stage 2, fewer than batch_size={batch_size}; lower one of them"
+        )
+    return held
+
+
 def _holdout_split(
     data: Mapping[str, ArrayLike], fraction: float, batch_size: int, seed: int
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]:
@@ -83,18 +98,11 @@ def _holdout_split(
     ``m = round(fraction · n)`` (at least 1 when ``fraction > 0``), drawn by a
     permutation seeded with ``seed``; ``fraction = 0`` holds none out (None).
     """
-    if not (isinstance(fraction, int | float) and 0 <= fraction < 0.5):
-        raise ValueError(f"prior_holdout must be a fraction in [0, 0.5), got {fraction!r}")
     arrays = {name: np.asarray(value) for name, value in data.items()}
     n = len(arrays["x"])
-    if fraction == 0:
+    held = _holdout_count(n, fraction, batch_size)
+    if held == 0:
         return arrays, None
-    held = max(round(fraction * n), 1)
-    if n - held < batch_size:
-        raise ValueError(
-            f"prior_holdout={fraction} leaves {n - held} of {n} examples for "
-            f"stage 2, fewer than batch_size={batch_size}; lower one of them"
-        )
     order = np.random.default_rng([seed, 2]).permutation(n)
     kept = {name: value[order[held:]] for name, value in arrays.items()}
     return kept, {name: value[order[:held]] for name, value in arrays.items()}
@@ -229,7 +237,7 @@ def fit_two_stage(
         raise ValueError(f"data must hold the images under 'x', got keys {sorted(data)}")
     pose_steps = check_int(pose_steps, "pose_steps", minimum=1)
     prior_steps = check_int(prior_steps, "prior_steps", minimum=1)
-    _holdout_split(data, prior_holdout, batch_size, seed)  # bad settings fail before stage 1
+    _holdout_count(np.shape(data["x"])[0], prior_holdout, batch_size)  # fail before stage 1
     if prior_eval_every is not None:
         check_int(prior_eval_every, "prior_eval_every", minimum=1)
     directory = None if checkpoint_dir is None else Path(checkpoint_dir)

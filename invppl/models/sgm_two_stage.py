@@ -276,7 +276,7 @@ def eta_prior_model(
     weights are not trained here), or the known poses ``eta`` ``(batch, k)``
     when given instead: with the true transformations, stage 2 is measured
     alone, apart from stage 1's errors (``benchmarks/sgm_recovery.py
-    --stage2-oracle``). Give exactly one of ``pose`` and ``eta``.
+    --method stage2-oracle``). Give exactly one of ``pose`` and ``eta``.
     """
     if (pose is None) == (eta is None):
         raise ValueError(
