@@ -73,6 +73,7 @@ from invppl.infer import fit, fit_eta_prior, fit_two_stage, stage_optimizer
 from invppl.infer.two_stage import PRIOR_LEARNING_RATE
 from invppl.metrics import congeal, law_recovery, pose_equivariance_error
 from invppl.models import (
+    FRAME_METHODS,
     LearnedSymmetry,
     TwoStageSGM,
     augmentation_bounds,
@@ -450,6 +451,7 @@ def _two_stage_sgm(task: Task, seed: int, args: argparse.Namespace) -> TwoStageS
         templates=args.templates,
         template_weight=args.template_weight,
         frame_templates=args.frames,
+        frame_method=args.frame_method,
     )
 
 
@@ -612,6 +614,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--template-weight", type=float, default=0.5)
     parser.add_argument(
         "--frames", type=int, default=0, help="frame templates learned between the stages (0: off)"
+    )
+    parser.add_argument(
+        "--frame-method",
+        choices=FRAME_METHODS,
+        default="search",
+        help="how --frames templates are learned (graph: invariant neighbours, rotation only)",
     )
     parser.add_argument(
         "--method",

@@ -24,6 +24,7 @@ from invppl._checks import check_int
 from invppl.infer.fit import FitResult, fit
 from invppl.models.sgm_two_stage import LearnedSymmetry, TwoStageSGM, no_guide
 from invppl.transforms.align import FrameTemplates, fit_templates
+from invppl.transforms.graph_frames import fit_graph_templates
 
 __all__ = ["TwoStageFit", "fit_eta_prior", "fit_two_stage", "stage_optimizer"]
 
@@ -180,12 +181,21 @@ def _frame_templates(
     """Templates aligned to the fitted pose network's poses on ``x`` ``(n, H, W, C)``."""
     if sgm.frame_templates == 0:
         return None
-    network = jax.jit(sgm.fitted_pose(pose.params))
-    poses = np.concatenate(
-        [np.asarray(network(jnp.asarray(x[i : i + batch]))) for i in range(0, len(x), batch)]
-    )
+    if sgm.frame_method == "graph":
+        return fit_graph_templates(
+            sgm.family, x, count=sgm.frame_templates, seed=seed, blur=sgm.frame_blur
+        )
+    poses = _in_batches(sgm.fitted_pose(pose.params), x, batch)
     return fit_templates(
         sgm.family, x, poses, count=sgm.frame_templates, seed=seed, blur=sgm.frame_blur
+    )
+
+
+def _in_batches(function: Callable[[Any], Any], x: np.ndarray, batch: int) -> np.ndarray:
+    """``function`` (compiled once) on ``x`` ``(n, ...)``, ``batch`` rows at a time."""
+    compiled = jax.jit(function)
+    return np.concatenate(
+        [np.asarray(compiled(jnp.asarray(x[i : i + batch]))) for i in range(0, len(x), batch)]
     )
 
 
@@ -229,9 +239,11 @@ def fit_two_stage(
         progress: progress bars.
 
     With ``sgm.frame_templates`` = K > 0, K templates are learned between the
-    stages from the fitted pose network's poses on every example
-    (:func:`~invppl.transforms.fit_templates`, seeded with ``seed``) and every
-    pose, in stage 2 and in the result, is aligned to them.
+    stages (``sgm.frame_method``: from the fitted pose network's poses on every
+    example, :func:`~invppl.transforms.fit_templates`, or from the invariant
+    neighbour graph, :func:`~invppl.transforms.graph_frames.fit_graph_templates`;
+    seeded with ``seed``) and every pose, in stage 2 and in the result, is
+    aligned to them; stage 2 then fits the aligned poses, computed once.
     """
     if "x" not in data:
         raise ValueError(f"data must hold the images under 'x', got keys {sorted(data)}")
@@ -254,10 +266,16 @@ def fit_two_stage(
     )
     if pose.stopped_early:
         raise FloatingPointError(f"stage 1 (pose network) {pose.message}")
-    frames = _frame_templates(sgm, pose, np.asarray(data["x"], np.float32), seed)
+    x = np.asarray(data["x"], np.float32)
+    frames = _frame_templates(sgm, pose, x, seed)
+    if frames is None:
+        model, stage2_data = sgm.eta_prior_model(pose.params), {"x": x}
+    else:  # the searched poses once, not at every step
+        poses = _in_batches(sgm.fitted_pose(pose.params, frames), x, 500)
+        model, stage2_data = sgm.eta_prior_model(None), {"x": x, "eta": poses}
     prior = fit_eta_prior(
-        sgm.eta_prior_model(pose.params, frames),
-        {"x": data["x"]},
+        model,
+        stage2_data,
         seed=seed,
         num_steps=prior_steps,
         batch_size=batch_size,

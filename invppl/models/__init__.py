@@ -75,6 +75,7 @@ from invppl.models.paired_vae import (
 )
 from invppl.models.sgm import SGM, JointSymmetry, make_sgm, sgm_guide, sgm_model
 from invppl.models.sgm_two_stage import (
+    FRAME_METHODS,
     LearnedSymmetry,
     TwoStageSGM,
     augmentation_bounds,
@@ -87,6 +88,7 @@ from invppl.models.symmetry_vaes import AugVAE, InvVAE, make_augvae, make_invvae
 from invppl.models.vae import VAE, decode, make_vae, vae_guide, vae_model
 
 __all__ = [
+    "FRAME_METHODS",
     "SGM",
     "VAE",
     "AugVAE",

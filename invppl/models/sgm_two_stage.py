@@ -67,9 +67,11 @@ from invppl.transforms.blur import gaussian_blur
 from invppl.transforms.colour import Colour
 from invppl.transforms.family import AffineColour, TransformFamily, move, transform_family
 from invppl.transforms.interpolation import check_images
+from invppl.transforms.invariant import periodic_period
 from invppl.transforms.support import Interval, Periodic
 
 __all__ = [
+    "FRAME_METHODS",
     "LearnedSymmetry",
     "TwoStageSGM",
     "aligned_pose",
@@ -81,6 +83,10 @@ __all__ = [
     "pose_residual",
     "template_agreement",
 ]
+
+
+FRAME_METHODS = ("search", "graph")
+"""How frame templates are learned (``make_two_stage_sgm(frame_method=...)``)."""
 
 
 def augmentation_bounds(
@@ -360,6 +366,10 @@ class TwoStageSGM:
         pose_net, prior_embedding, prior_flow: the initial networks.
         frame_templates, frame_blur: templates learned between the stages
             (0: none; see :func:`invppl.transforms.fit_templates`) and their blur.
+        frame_method: how they are learned: ``"search"``
+            (:func:`~invppl.transforms.fit_templates`, seeded by the pose
+            network) or ``"graph"``
+            (:func:`~invppl.transforms.graph_frames.fit_graph_templates`).
     """
 
     pose_model: Any
@@ -370,6 +380,7 @@ class TwoStageSGM:
     prior_flow: EtaFlow
     frame_templates: int = 0
     frame_blur: float = 1.0
+    frame_method: str = "search"
 
     def fitted_pose(
         self, pose_params: Mapping[str, Any], frames: FrameTemplates | None = None
@@ -452,6 +463,7 @@ def make_two_stage_sgm(
     template_blur: float = 1.0,
     frame_templates: int = 0,
     frame_blur: float = 1.0,
+    frame_method: str = "search",
     context_dim: int = 32,
     hidden: int = 256,
     knots: int = 8,
@@ -479,6 +491,15 @@ def make_two_stage_sgm(
             aligns every pose to (transformation-invariant clustering,
             :mod:`invppl.transforms.align`; 0: off), and their blur (pixels).
             It mends classes on which the pose network failed (docs/sgm.md).
+        frame_method: ``"search"``: the templates are seeded on the pose
+            network's prototypes and each image takes the nearest
+            (:func:`~invppl.transforms.fit_templates`); ``"graph"``: clusters
+            and frames come from each image's nearest neighbours by a
+            rotation-invariant distance, and each image is searched against
+            its cluster's template under the cluster's pose prior
+            (:mod:`invppl.transforms.graph_frames`; one periodic parameter
+            only). On rotated digits "graph" puts fewer examples in a wrong
+            frame (docs/sgm.md).
         context_dim, hidden, knots, flow_layers: network and flow sizes (four
             coupling layers by default: with two, a point mass on the circle
             was sometimes left smeared after stage 2's steps, see docs/sgm.md).
@@ -518,6 +539,18 @@ def make_two_stage_sgm(
     frame_templates = check_int(frame_templates, "frame_templates", minimum=0)
     if not (math.isfinite(frame_blur) and frame_blur > 0):
         raise ValueError(f"frame_blur must be a positive width in pixels, got {frame_blur}")
+    if frame_method not in FRAME_METHODS:
+        raise ValueError(f"frame_method must be one of {FRAME_METHODS}, got {frame_method!r}")
+    if frame_method == "graph" and frame_templates > 0:
+        periodic_period(family)  # one periodic parameter, else a clear error now
     return TwoStageSGM(
-        model, family, shape, pose_net, prior_embedding, prior_flow, frame_templates, frame_blur
+        model,
+        family,
+        shape,
+        pose_net,
+        prior_embedding,
+        prior_flow,
+        frame_templates,
+        frame_blur,
+        frame_method,
     )

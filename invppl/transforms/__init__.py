@@ -14,12 +14,26 @@ from invppl.transforms.affine import (
     sampling_grid,
     warp,
 )
-from invppl.transforms.align import FrameTemplates, align_poses, fit_templates, search_widths
+from invppl.transforms.align import (
+    FrameTemplates,
+    PosePrior,
+    align_poses,
+    align_to_own,
+    fit_templates,
+    search_widths,
+)
 from invppl.transforms.blur import gaussian_blur
 from invppl.transforms.colour import COLOUR_NAMES, Colour, clip_straight_through, colour_matrix
 from invppl.transforms.discrete import CyclicRotation, Flip, rotate90
 from invppl.transforms.family import AffineColour, TransformFamily, move, transform_family
+from invppl.transforms.graph_frames import fit_graph_templates, spectral_clusters, synchronise
 from invppl.transforms.interpolation import FILL_MODES, METHODS, resample
+from invppl.transforms.invariant import (
+    NeighbourGraph,
+    invariant_distances,
+    invariant_neighbours,
+    vote,
+)
 from invppl.transforms.support import Discrete, Interval, Parameter, Periodic, Real, Support
 
 __all__ = [
@@ -37,22 +51,31 @@ __all__ = [
     "Flip",
     "FrameTemplates",
     "Interval",
+    "NeighbourGraph",
     "Parameter",
     "Periodic",
+    "PosePrior",
     "Real",
     "Support",
     "TransformFamily",
     "affine_matrix",
     "align_poses",
+    "align_to_own",
     "clip_straight_through",
     "colour_matrix",
+    "fit_graph_templates",
     "fit_templates",
     "gaussian_blur",
+    "invariant_distances",
+    "invariant_neighbours",
     "move",
     "resample",
     "rotate90",
     "sampling_grid",
     "search_widths",
+    "spectral_clusters",
+    "synchronise",
     "transform_family",
+    "vote",
     "warp",
 ]

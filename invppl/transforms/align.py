@@ -32,8 +32,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -46,9 +47,17 @@ from invppl._checks import check_int
 from invppl.transforms.blur import gaussian_blur
 from invppl.transforms.family import TransformFamily
 from invppl.transforms.interpolation import check_images
+from invppl.transforms.invariant import invariant_distances, vote
 from invppl.transforms.support import Interval, Periodic
 
-__all__ = ["FrameTemplates", "align_poses", "fit_templates", "search_widths"]
+__all__ = [
+    "FrameTemplates",
+    "PosePrior",
+    "align_poses",
+    "align_to_own",
+    "fit_templates",
+    "search_widths",
+]
 
 _REFINE_POINTS = 9
 
@@ -83,20 +92,67 @@ def search_widths(
     return tuple(widths)
 
 
-def _costs(family: TransformFamily, blurred: Array, poses: Array, templates: Array) -> Array:
-    """‖T_pose⁻¹ B(x) − t_k‖² for every image and template: ``(n, K)``."""
+@partial(
+    jax.tree_util.register_dataclass,
+    data_fields=["log_density", "scale"],
+    meta_fields=["low", "period"],
+)
+@dataclass(frozen=True)
+class PosePrior:
+    """A log density of the pose per template, on a grid over one periodic parameter's circle.
+
+    With a prior, a search minimises ``scale_k · ‖T_η⁻¹ B(x) − t_k‖² − log p_k(η)``:
+    transformation-invariant clustering's prior over the transformation
+    (Frey & Jojic 2003), which breaks near-ties between frames of a nearly
+    symmetric shape (a 2 and a 2 turned half a circle) in favour of the
+    frames that the template's other members took.
+
+    Attributes:
+        log_density: ``(K, T)`` log p_k at ``low + period · (i + ½) / T``.
+        scale: ``(K,)`` the weight of each template's squared distance.
+        low, period: the circle.
+    """
+
+    log_density: Array
+    scale: Array
+    low: float
+    period: float
+
+    def penalty(self, poses: Array) -> Array:
+        """−log p_k(η) for ``(n, 1)`` poses and every template: ``(n, K)``."""
+        bins = self.log_density.shape[1]
+        where = jnp.mod(poses[:, 0] - self.low, self.period) / self.period * bins
+        index = jnp.clip(jnp.floor(where).astype(jnp.int32), 0, bins - 1)
+        return -self.log_density[:, index].T
+
+
+def _costs(
+    family: TransformFamily,
+    blurred: Array,
+    poses: Array,
+    templates: Array,
+    prior: PosePrior | None = None,
+) -> Array:
+    """‖T_pose⁻¹ B(x) − t_k‖² for every image and template, or the prior's score: ``(n, K)``."""
     back = family.apply(blurred, -poses).reshape(blurred.shape[0], -1)
     flat = templates.reshape(templates.shape[0], -1)
-    return jnp.square(back).sum(1)[:, None] - 2 * back @ flat.T + jnp.square(flat).sum(1)[None]
+    costs = jnp.square(back).sum(1)[:, None] - 2 * back @ flat.T + jnp.square(flat).sum(1)[None]
+    return costs if prior is None else costs * prior.scale[None] + prior.penalty(poses)
 
 
 def _search_one(
-    family: TransformFamily, blurred: Array, poses: Array, templates: Array, j: int, offsets: Array
+    family: TransformFamily,
+    blurred: Array,
+    poses: Array,
+    templates: Array,
+    j: int,
+    offsets: Array,
+    prior: PosePrior | None = None,
 ) -> tuple[Array, Array, Array]:
     """The best of ``poses + offset·e_j`` over ``offsets`` ``(G,)`` and the templates."""
     step = jnp.zeros(family.dim).at[j].set(1.0)
     costs = jax.lax.map(
-        lambda o: _costs(family, blurred, poses + o * step, templates), offsets
+        lambda o: _costs(family, blurred, poses + o * step, templates, prior), offsets
     )  # (G, n, K)
     flat = jnp.moveaxis(costs, 0, 1).reshape(poses.shape[0], -1)  # (n, G·K)
     best = jnp.argmin(flat, axis=1)
@@ -114,6 +170,7 @@ def align_poses(
     half_widths: tuple[float, ...],
     num_grid: int = 48,
     blur: float = 1.0,
+    prior: PosePrior | None = None,
 ) -> tuple[Array, Array, Array]:
     """Searches each image's pose around ``start`` against ``templates``.
 
@@ -127,11 +184,13 @@ def align_poses(
         num_grid: coarse grid points per parameter; each search is refined
             twice on a finer grid around its best point.
         blur: the Gaussian blur (pixels) applied to the images before comparing.
+        prior: optional pose priors of the templates (:class:`PosePrior`).
 
     Returns:
         The aligned poses ``(n, dim)``, each image's nearest template ``(n,)``
-        and its squared distance ``(n,)``. Works under ``jax.jit`` (with
-        ``half_widths``, ``num_grid`` and ``blur`` static).
+        and its squared distance ``(n,)`` (with a prior: the minimised score).
+        Works under ``jax.jit`` (with ``half_widths``, ``num_grid`` and ``blur``
+        static).
 
     >>> from invppl.transforms import Affine
     >>> family = Affine(("rotation",))
@@ -143,19 +202,49 @@ def align_poses(
     >>> [round(float(p), 1) for p in poses[:, 0]]
     [0.7, -2.0]
     """
-    blurred = gaussian_blur(check_images(images), blur, radius=max(math.ceil(3 * blur), 1))
+    blurred = gaussian_blur(check_images(images), blur, radius=_radius(blur))
     poses = jnp.asarray(start, blurred.dtype)
     nearest = jnp.zeros(blurred.shape[0], jnp.int32)
     cost = jnp.zeros(blurred.shape[0], blurred.dtype)
     for j, width in enumerate(half_widths):
         grid = jnp.linspace(-width, width, num_grid)
-        poses, nearest, cost = _search_one(family, blurred, poses, templates, j, grid)
+        poses, nearest, cost = _search_one(family, blurred, poses, templates, j, grid, prior)
         spacing = 2 * width / (num_grid - 1)
         for _ in range(2):
             fine = jnp.linspace(-spacing, spacing, _REFINE_POINTS)
-            poses, nearest, cost = _search_one(family, blurred, poses, templates, j, fine)
+            poses, nearest, cost = _search_one(family, blurred, poses, templates, j, fine, prior)
             spacing = spacing / ((_REFINE_POINTS - 1) / 2)
     return poses, nearest, cost
+
+
+def align_to_own(
+    family: TransformFamily,
+    images: Array,
+    start: Array,
+    templates: Array,
+    labels: Array,
+    prior: PosePrior | None = None,
+    **search: Any,
+) -> Array:
+    """Poses ``(n, dim)``: each image searched against its own template ``templates[labels]``.
+
+    ``prior``: the templates' pose priors, if any; ``search``: :func:`align_poses`'s
+    ``half_widths``, ``num_grid`` and ``blur``.
+    """
+    labels = jnp.asarray(labels)
+    own = jnp.asarray(templates)[labels]
+    if prior is None:
+        tables, scales = jnp.zeros((labels.shape[0], 1)), jnp.ones(labels.shape[0])
+    else:
+        tables, scales = prior.log_density[labels], prior.scale[labels]
+
+    def one(image: Array, pose: Array, template: Array, table: Array, scale: Array) -> Array:
+        mine = None if prior is None else replace(prior, log_density=table[None], scale=scale[None])
+        return align_poses(family, image[None], pose[None], template[None], prior=mine, **search)[
+            0
+        ][0]
+
+    return jax.vmap(one)(check_images(images), jnp.asarray(start), own, tables, scales)
 
 
 @dataclass(frozen=True)
@@ -166,6 +255,13 @@ class FrameTemplates:
         templates: ``(K, H, W, C)`` blurred templates, in one shared frame.
         half_widths, num_grid, blur: the search's settings (:func:`align_poses`).
         sizes: ``(K,)`` training images nearest to each template at the end.
+        reference, reference_labels, neighbours: when given (templates from
+            :func:`~invppl.transforms.graph_frames.fit_graph_templates`), an
+            image's template is not its nearest one but the most common label
+            among its ``neighbours`` invariant nearest ``reference`` images
+            ``(m, H, W, C)`` (blurred) with labels ``(m,)``
+            (:mod:`invppl.transforms.invariant`).
+        prior: the templates' pose priors (:class:`PosePrior`), if learned.
     """
 
     templates: Array
@@ -173,19 +269,45 @@ class FrameTemplates:
     num_grid: int
     blur: float
     sizes: np.ndarray
+    reference: Array | None = None
+    reference_labels: Array | None = None
+    neighbours: int = 10
+    prior: PosePrior | None = None
 
     def align(self, family: TransformFamily, images: Array, start: Array) -> Array:
         """Poses ``(n, dim)`` of ``images`` ``(n, H, W, C)``, searched around ``start``."""
-        poses, _, _ = align_poses(
-            family,
-            images,
-            start,
-            self.templates,
-            half_widths=self.half_widths,
-            num_grid=self.num_grid,
-            blur=self.blur,
-        )
+        search: dict[str, Any] = {
+            "half_widths": self.half_widths,
+            "num_grid": self.num_grid,
+            "blur": self.blur,
+        }
+        if self.reference is not None and self.reference_labels is not None:
+            labels = self.assign(family, images, start)
+            return align_to_own(family, images, start, self.templates, labels, self.prior, **search)
+        poses, _, _ = align_poses(family, images, start, self.templates, prior=self.prior, **search)
         return poses
+
+    def assign(self, family: TransformFamily, images: Array, start: Array) -> Array:
+        """Each image's template ``(n,)``: by the reference images' vote, else the nearest."""
+        blurred = gaussian_blur(check_images(images), self.blur, radius=_radius(self.blur))
+        if self.reference is None or self.reference_labels is None:
+            return align_poses(
+                family,
+                images,
+                start,
+                self.templates,
+                half_widths=self.half_widths,
+                num_grid=self.num_grid,
+                blur=self.blur,
+                prior=self.prior,
+            )[1]
+        distances, _ = invariant_distances(family, blurred, self.reference, num_grid=self.num_grid)
+        return vote(distances, self.reference_labels, self.templates.shape[0], self.neighbours)
+
+
+def _radius(blur: float) -> int:
+    """The Gaussian's truncation radius in pixels for a blur width."""
+    return max(math.ceil(3 * blur), 1)
 
 
 def _seed_templates(blurred: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -238,16 +360,16 @@ def _update(
     return templates
 
 
-def _share_frame(
+def _shared_offsets(
     family: TransformFamily,
     templates: Array,
     sizes: np.ndarray,
     search: Callable[[Array, Array, Array], tuple[Array, Array, Array]],
-) -> Array:
-    """Templates moved into one frame along a minimum spanning tree of aligned distances."""
+) -> np.ndarray:
+    """``(K, dim)``: each template's pose in the largest one's frame, along a spanning tree."""
     count = templates.shape[0]
     if count == 1:
-        return templates
+        return np.zeros((1, family.dim))
     zeros = jnp.zeros((count, family.dim))
     pairs = [search(templates, zeros, templates[k : k + 1]) for k in range(count)]
     relative = np.stack([np.asarray(p[0]) for p in pairs], axis=1)  # (K, K, dim): t_k ≈ T_r t_l
@@ -259,6 +381,17 @@ def _share_frame(
     offset = np.zeros((count, family.dim))
     for child in order[1:]:
         offset[child] = offset[parent[child]] + relative[child, parent[child]]
+    return offset
+
+
+def _share_frame(
+    family: TransformFamily,
+    templates: Array,
+    sizes: np.ndarray,
+    search: Callable[[Array, Array, Array], tuple[Array, Array, Array]],
+) -> Array:
+    """Templates moved into one frame along a minimum spanning tree of aligned distances."""
+    offset = _shared_offsets(family, templates, sizes, search)
     return family.apply(templates, -jnp.asarray(offset, templates.dtype))
 
 
@@ -301,7 +434,7 @@ def fit_templates(
         raise ValueError("images and start must be finite: found NaN or infinite values")
     widths = search_widths(family, half_width)
     search = partial(align_poses, family, half_widths=widths, num_grid=num_grid, blur=blur)
-    blurred = gaussian_blur(x, blur, radius=max(math.ceil(3 * blur), 1))
+    blurred = gaussian_blur(x, blur, radius=_radius(blur))
     prototypes = np.asarray(family.apply(blurred, -jnp.asarray(poses0)))
     templates = _seed_templates(prototypes, count, np.random.default_rng([seed, 5]))
     compiled = jax.jit(search)

@@ -598,6 +598,12 @@ def test_frame_templates_settings_are_checked() -> None:
         make_two_stage_sgm((8, 8, 1), seed=0, frame_templates=-1, **SMALL)
     with pytest.raises(ValueError, match="frame_blur must be a positive width"):
         make_two_stage_sgm((8, 8, 1), seed=0, frame_templates=2, frame_blur=0.0, **SMALL)
+    with pytest.raises(ValueError, match="frame_method must be one of"):
+        make_two_stage_sgm((8, 8, 1), seed=0, frame_templates=2, frame_method="knn", **SMALL)
+    with pytest.raises(ValueError, match="one periodic parameter"):
+        make_two_stage_sgm(
+            (8, 8, 1), ("tx", "ty"), seed=0, frame_templates=2, frame_method="graph", **SMALL
+        )
 
 
 def test_aligned_poses_are_the_search_around_the_network(fitted: _Fitted) -> None:
@@ -613,9 +619,12 @@ def test_aligned_poses_are_the_search_around_the_network(fitted: _Fitted) -> Non
     assert resultant > 0.995, resultant
 
 
-@pytest.mark.slow  # ~38 s (stage 2 compiles the search); the parts are tested in make test
-def test_fit_two_stage_learns_the_frames_it_is_asked_for() -> None:
-    sgm = make_two_stage_sgm((SIZE, SIZE, 1), seed=0, frame_templates=2, **SMALL)
+@pytest.mark.slow  # ~38 s each (the searches compile); the parts are tested in make test
+@pytest.mark.parametrize("method", ["search", "graph"])
+def test_fit_two_stage_learns_the_frames_it_is_asked_for(method: str) -> None:
+    sgm = make_two_stage_sgm(
+        (SIZE, SIZE, 1), seed=0, frame_templates=2, frame_method=method, **SMALL
+    )
     result = fit_two_stage(
         sgm, {"x": X}, seed=0, pose_steps=2, prior_steps=2, batch_size=16, progress=False
     )
