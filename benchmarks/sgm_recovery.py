@@ -466,6 +466,7 @@ def fit_two(task: Task, train: np.ndarray, seed: int, args: argparse.Namespace) 
         prior_steps=args.prior_steps,
         batch_size=args.batch_size,
         prior_optimizer=_prior_optimizer(args),
+        prior_neighbours=args.prior_neighbours,
         progress=False,
     )
     return fitted.symmetry, np.asarray(fitted.pose.losses)
@@ -607,6 +608,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--context-dim", type=int, default=16, help="p(η | x̂)'s context size")
     parser.add_argument(
         "--prior-weight-decay", type=float, default=1e-4, help="stage 2's AdamW weight decay"
+    )
+    parser.add_argument(
+        "--prior-neighbours",
+        type=int,
+        default=0,
+        help="stage 2 fits each example's m nearest prototypes' poses (0: its own)",
     )
     parser.add_argument(
         "--templates", type=int, default=0, help="stage 1's prototype templates (0: off)"

@@ -24,6 +24,7 @@ from invppl._checks import check_int
 from invppl.infer.fit import FitResult, fit
 from invppl.models.sgm_two_stage import LearnedSymmetry, TwoStageSGM, no_guide
 from invppl.transforms.align import FrameTemplates, fit_templates
+from invppl.transforms.blur import gaussian_blur
 from invppl.transforms.graph_frames import fit_graph_templates
 
 __all__ = ["TwoStageFit", "fit_eta_prior", "fit_two_stage", "stage_optimizer"]
@@ -100,13 +101,46 @@ def _holdout_split(
     permutation seeded with ``seed``; ``fraction = 0`` holds none out (None).
     """
     arrays = {name: np.asarray(value) for name, value in data.items()}
-    n = len(arrays["x"])
+    kept_rows, held_rows = _holdout_rows(len(arrays["x"]), fraction, batch_size, seed)
+    if len(held_rows) == 0:
+        return arrays, None
+    kept = {name: value[kept_rows] for name, value in arrays.items()}
+    return kept, {name: value[held_rows] for name, value in arrays.items()}
+
+
+def _holdout_rows(n: int, fraction: float, batch_size: int, seed: int) -> tuple[Any, Any]:
+    """The rows stage 2 fits and the rows it holds out (see :func:`_holdout_split`)."""
     held = _holdout_count(n, fraction, batch_size)
     if held == 0:
-        return arrays, None
+        return np.arange(n), np.arange(0)
     order = np.random.default_rng([seed, 2]).permutation(n)
-    kept = {name: value[order[held:]] for name, value in arrays.items()}
-    return kept, {name: value[order[:held]] for name, value in arrays.items()}
+    return order[held:], order[:held]
+
+
+def _neighbour_poses(
+    family: Any, x: np.ndarray, poses: np.ndarray, count: int, kept: np.ndarray, batch: int = 500
+) -> np.ndarray:
+    """``(n, count, k)``: each example's pose and its nearest kept prototypes' poses.
+
+    Prototypes x̂ = T_pose⁻¹(x) blurred by one pixel, compared by squared
+    distance; a kept example is its own nearest. A held-out example gets its
+    own pose ``count`` times, so that stage 2's held-out score stays its plain
+    log p(η | x̂).
+    """
+    prototypes = _in_batches(
+        lambda a: gaussian_blur(family.apply(a[0], -a[1]), 1.0, radius=3), (x, poses), batch
+    )
+    flat = prototypes.reshape(len(x), -1)[kept]
+    squared = np.square(flat).sum(1)
+    out = np.repeat(poses[:, None], count, axis=1)
+    for start in range(0, len(kept), batch):
+        rows = kept[start : start + batch]
+        query = prototypes.reshape(len(x), -1)[rows]
+        distance = squared[None] - 2 * query @ flat.T
+        distance[np.arange(len(rows)), np.arange(start, start + len(rows))] = -np.inf
+        nearest = np.argpartition(distance, count - 1, axis=1)[:, :count]
+        out[rows] = poses[kept[nearest]]
+    return out
 
 
 def fit_eta_prior(
@@ -191,12 +225,17 @@ def _frame_templates(
     )
 
 
-def _in_batches(function: Callable[[Any], Any], x: np.ndarray, batch: int) -> np.ndarray:
-    """``function`` (compiled once) on ``x`` ``(n, ...)``, ``batch`` rows at a time."""
+def _in_batches(function: Callable[[Any], Any], x: Any, batch: int) -> np.ndarray:
+    """``function`` (compiled once) on ``x`` ``(n, ...)``, or a tuple of such, in ``batch`` rows."""
     compiled = jax.jit(function)
-    return np.concatenate(
-        [np.asarray(compiled(jnp.asarray(x[i : i + batch]))) for i in range(0, len(x), batch)]
-    )
+    n = len(x[0]) if isinstance(x, tuple) else len(x)
+
+    def rows(i: int) -> Any:
+        if isinstance(x, tuple):
+            return tuple(jnp.asarray(part[i : i + batch]) for part in x)
+        return jnp.asarray(x[i : i + batch])
+
+    return np.concatenate([np.asarray(compiled(rows(i))) for i in range(0, n, batch)])
 
 
 def fit_two_stage(
@@ -211,6 +250,7 @@ def fit_two_stage(
     prior_optimizer: optax.GradientTransformation | None = None,
     prior_holdout: float = 0.1,
     prior_eval_every: int | None = None,
+    prior_neighbours: int = 0,
     checkpoint_dir: str | os.PathLike[str] | None = None,
     progress: bool = True,
 ) -> TwoStageFit:
@@ -234,6 +274,11 @@ def fit_two_stage(
             +1.6 nats, held out −3.9, below a uniform law's −1.84; docs/sgm.md).
             0 fits every example for all ``prior_steps``. Stage 1 always uses
             every example.
+        prior_neighbours: m > 1: stage 2 fits, for each example, the poses of
+            its m nearest prototypes among the fitted examples (itself first;
+            see :func:`~invppl.models.eta_prior_model`'s ``neighbour_eta``),
+            an empirical law smoothed over similar prototypes; 0 or 1: each
+            example's own pose. The held-out score stays each example's own.
         checkpoint_dir: optional; the stages checkpoint into ``pose/`` and
             ``prior/`` below it and resume from there.
         progress: progress bars.
@@ -252,6 +297,7 @@ def fit_two_stage(
     _holdout_count(np.shape(data["x"])[0], prior_holdout, batch_size)  # fail before stage 1
     if prior_eval_every is not None:
         check_int(prior_eval_every, "prior_eval_every", minimum=1)
+    prior_neighbours = check_int(prior_neighbours, "prior_neighbours", minimum=0)
     directory = None if checkpoint_dir is None else Path(checkpoint_dir)
     pose = fit(
         sgm.pose_model,
@@ -268,11 +314,16 @@ def fit_two_stage(
         raise FloatingPointError(f"stage 1 (pose network) {pose.message}")
     x = np.asarray(data["x"], np.float32)
     frames = _frame_templates(sgm, pose, x, seed)
-    if frames is None:
+    if frames is None and prior_neighbours <= 1:
         model, stage2_data = sgm.eta_prior_model(pose.params), {"x": x}
-    else:  # the searched poses once, not at every step
+    else:  # the (searched) poses once, not at every step
         poses = _in_batches(sgm.fitted_pose(pose.params, frames), x, 500)
         model, stage2_data = sgm.eta_prior_model(None), {"x": x, "eta": poses}
+        if prior_neighbours > 1:
+            kept, _ = _holdout_rows(len(x), prior_holdout, batch_size, seed)
+            stage2_data["neighbour_eta"] = _neighbour_poses(
+                sgm.family, x, poses, prior_neighbours, np.sort(kept)
+            )
     prior = fit_eta_prior(
         model,
         stage2_data,

@@ -269,6 +269,7 @@ def pose_model(
 def eta_prior_model(
     x: Array,
     eta: Array | None = None,
+    neighbour_eta: Array | None = None,
     *,
     pose: nnx.Module | None = None,
     prior_embedding: nnx.Module,
@@ -283,6 +284,13 @@ def eta_prior_model(
     when given instead: with the true transformations, stage 2 is measured
     alone, apart from stage 1's errors (``benchmarks/sgm_recovery.py
     --method stage2-oracle``). Give exactly one of ``pose`` and ``eta``.
+
+    ``neighbour_eta`` ``(batch, m, k)``, with known poses only: the poses of
+    each example's m nearest prototypes (see
+    :func:`~invppl.infer.fit_two_stage`'s ``prior_neighbours``). The
+    likelihood is then the mean of log p(η_j | x̂) over them: the empirical
+    law of η smoothed over similar prototypes, which a flexible p(η | x̂)
+    cannot fit by learning each training prototype's own pose.
     """
     if (pose is None) == (eta is None):
         raise ValueError(
@@ -290,11 +298,19 @@ def eta_prior_model(
             f"(known poses); got pose={'None' if pose is None else 'given'}, "
             f"eta={'None' if eta is None else 'given'}"
         )
+    if neighbour_eta is not None and eta is None:
+        raise ValueError("neighbour_eta needs the known poses eta, not a pose function")
     eta = jax.lax.stop_gradient(pose(x) if pose is not None else jnp.asarray(eta))
     prototype = family.apply(x, -eta)
     embed = nnx_module("prior_embedding", prior_embedding)
     with numpyro.plate("data", x.shape[0]):
-        return sample_eta("eta", prior_flow, embed(prototype), param_name="prior_flow", obs=eta)
+        context = embed(prototype)
+        if neighbour_eta is None:
+            return sample_eta("eta", prior_flow, context, param_name="prior_flow", obs=eta)
+        law = nnx_module("prior_flow", prior_flow)(context)
+        others = jnp.moveaxis(jnp.asarray(neighbour_eta), 1, 0)  # (m, batch, k)
+        numpyro.factor("eta", law.log_prob(others).mean(0))
+        return eta
 
 
 def aligned_pose(

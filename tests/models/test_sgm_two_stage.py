@@ -32,6 +32,7 @@ from invppl.transforms import (
     Periodic,
     Real,
     fit_templates,
+    gaussian_blur,
     transform_family,
 )
 from tests.models.scipy_rotation import rotate
@@ -563,6 +564,60 @@ def test_stage_two_on_known_poses_is_stage_two_of_a_pose_function_giving_them() 
         eta_prior_model(jnp.asarray(x), eta, pose=pose, family=sgm.family, **options)
     with pytest.raises(ValueError, match="exactly one of pose"):
         eta_prior_model(jnp.asarray(x), family=sgm.family, **options)
+
+
+def test_neighbour_poses_average_the_log_density_over_them() -> None:
+    """m copies of its own pose score as the pose alone; two poses score their mean."""
+    x = _rotated_ls(np.array([-2.0, -0.7, 0.1, 0.9, 2.5]))
+    sgm = make_two_stage_sgm(x.shape[1:], ("rotation",), seed=0, hidden=8, context_dim=3)
+    eta = jnp.asarray([[-2.0], [-0.7], [0.1], [0.9], [2.5]])
+    model = sgm.eta_prior_model(None)
+
+    def score(*args: Any) -> np.ndarray:
+        site = trace(seed(model, 0)).get_trace(jnp.asarray(x), eta, *args)["eta"]
+        return np.asarray(site["fn"].log_prob(site["value"]))  # a factor's too
+
+    own = score()
+    copies = score(jnp.repeat(eta[:, None], 3, axis=1))
+    np.testing.assert_allclose(copies, own, rtol=1e-5, atol=1e-5)
+    other = eta[::-1]
+    both = score(jnp.stack([eta, other], axis=1))
+    mean = 0.5 * (own + score(jnp.repeat(other[:, None], 2, axis=1)))
+    np.testing.assert_allclose(both, mean, rtol=1e-5, atol=1e-5)
+    assert np.abs(both - own).max() > 1e-3
+    with pytest.raises(ValueError, match="neighbour_eta needs the known poses"):
+        eta_prior_model(
+            jnp.asarray(x),
+            neighbour_eta=eta[:, None],
+            pose=_CentroidPose(1.0),
+            prior_embedding=sgm.prior_embedding,
+            prior_flow=sgm.prior_flow,
+            family=sgm.family,
+        )
+
+
+def test_neighbour_poses_come_from_the_nearest_kept_prototypes() -> None:
+    """Against a brute-force count: the kept examples' nearest prototypes, itself first."""
+    from invppl.infer.two_stage import _neighbour_poses
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(12, 8, 8, 1)).astype(np.float32)
+    family = make_two_stage_sgm((8, 8, 1), ("tx",), seed=0, **SMALL).family
+    poses = np.zeros((12, 1), np.float32)  # prototypes are the images themselves
+    poses[:, 0] = np.arange(12) / 100
+    kept = np.array([0, 1, 2, 3, 5, 6, 8, 9, 10, 11])
+    out = _neighbour_poses(family, x, poses, 3, kept, batch=4)
+    prototypes = np.asarray(
+        gaussian_blur(family.apply(jnp.asarray(x), -jnp.asarray(poses)), 1.0, radius=3)
+    ).reshape(12, -1)
+    for i in range(12):
+        if i not in kept:
+            np.testing.assert_array_equal(out[i, :, 0], poses[i, 0])
+            continue
+        distance = np.square(prototypes[kept] - prototypes[i]).sum(1)
+        nearest = kept[np.argsort(distance)[:3]]
+        assert nearest[0] == i
+        assert sorted(out[i, :, 0].tolist()) == sorted(poses[nearest, 0].tolist())
 
 
 @pytest.mark.parametrize(
