@@ -69,7 +69,7 @@ from invppl._machine import machine_info, record_results
 from invppl.datasets import SHAPES, SYMMETRY_ORDER, load_mnist, make_dsprites, rotated_mnist
 from invppl.datasets.laws import LAW_KINDS, DeltaLaw, Law, UniformLaw, random_law
 from invppl.distributions import with_fitted_flow
-from invppl.infer import fit, fit_eta_prior, fit_two_stage, stage_optimizer
+from invppl.infer import fit, fit_eta_prior, fit_two_stage, neighbour_poses, stage_optimizer
 from invppl.infer.two_stage import PRIOR_LEARNING_RATE
 from invppl.metrics import congeal, law_recovery, pose_equivariance_error
 from invppl.models import (
@@ -479,9 +479,20 @@ def fit_stage2_oracle(task: Task, train: np.ndarray, seed: int, args: argparse.N
     stage 2; what it misses is stage 2's own error, apart from stage 1's.
     """
     sgm = _two_stage_sgm(task, seed, args)  # its pose network is not trained
+    data = {"x": task.images[train], "eta": task.eta[train].astype(np.float32)}
+    if args.prior_neighbours > 1:
+        data["neighbour_eta"] = neighbour_poses(
+            sgm.family,
+            data["x"],
+            data["eta"],
+            args.prior_neighbours,
+            holdout=0.1,
+            batch_size=args.batch_size,
+            seed=seed,
+        )
     prior = fit_eta_prior(
         sgm.eta_prior_model(None),
-        {"x": task.images[train], "eta": task.eta[train].astype(np.float32)},
+        data,
         seed=seed,
         num_steps=args.prior_steps,
         batch_size=args.batch_size,

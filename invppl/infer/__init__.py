@@ -35,7 +35,13 @@ from invppl.infer.checkpoint import (
 from invppl.infer.fit import ExtendBatch, FitInterrupted, FitResult, fit, minibatch_indices
 from invppl.infer.graph_batches import GraphBatches
 from invppl.infer.iwae import DATA_PLATE, elbo_per_example, iwae_bound, per_example_log_weight
-from invppl.infer.two_stage import TwoStageFit, fit_eta_prior, fit_two_stage, stage_optimizer
+from invppl.infer.two_stage import (
+    TwoStageFit,
+    fit_eta_prior,
+    fit_two_stage,
+    neighbour_poses,
+    stage_optimizer,
+)
 
 # A library logs but never configures output: without a handler set up by the
 # application, nothing is printed.
@@ -64,6 +70,7 @@ __all__ = [
     "load_checkpoint",
     "load_metadata",
     "minibatch_indices",
+    "neighbour_poses",
     "per_example_log_weight",
     "save_checkpoint",
     "stage_optimizer",

@@ -27,7 +27,13 @@ from invppl.transforms.align import FrameTemplates, fit_templates
 from invppl.transforms.blur import gaussian_blur
 from invppl.transforms.graph_frames import fit_graph_templates
 
-__all__ = ["TwoStageFit", "fit_eta_prior", "fit_two_stage", "stage_optimizer"]
+__all__ = [
+    "TwoStageFit",
+    "fit_eta_prior",
+    "fit_two_stage",
+    "neighbour_poses",
+    "stage_optimizer",
+]
 
 POSE_LEARNING_RATE = 2e-3
 """Stage 1's default peak learning rate."""
@@ -115,6 +121,29 @@ def _holdout_rows(n: int, fraction: float, batch_size: int, seed: int) -> tuple[
         return np.arange(n), np.arange(0)
     order = np.random.default_rng([seed, 2]).permutation(n)
     return order[held:], order[:held]
+
+
+def neighbour_poses(
+    family: Any,
+    x: ArrayLike,
+    poses: ArrayLike,
+    count: int,
+    *,
+    holdout: float,
+    batch_size: int,
+    seed: int,
+) -> np.ndarray:
+    """Stage 2's ``neighbour_eta`` ``(n, count, k)`` for images ``x`` with ``poses`` ``(n, k)``.
+
+    The examples that :func:`fit_eta_prior` (with ``holdout``, ``batch_size``
+    and ``seed``) fits get their own pose and their nearest fitted
+    prototypes' poses; the held-out ones their own pose ``count`` times.
+    """
+    count = check_int(count, "count", minimum=1)
+    kept, _ = _holdout_rows(len(np.asarray(x)), holdout, batch_size, seed)
+    return _neighbour_poses(
+        family, np.asarray(x, np.float32), np.asarray(poses, np.float32), count, np.sort(kept)
+    )
 
 
 def _neighbour_poses(
@@ -320,9 +349,14 @@ def fit_two_stage(
         poses = _in_batches(sgm.fitted_pose(pose.params, frames), x, 500)
         model, stage2_data = sgm.eta_prior_model(None), {"x": x, "eta": poses}
         if prior_neighbours > 1:
-            kept, _ = _holdout_rows(len(x), prior_holdout, batch_size, seed)
-            stage2_data["neighbour_eta"] = _neighbour_poses(
-                sgm.family, x, poses, prior_neighbours, np.sort(kept)
+            stage2_data["neighbour_eta"] = neighbour_poses(
+                sgm.family,
+                x,
+                poses,
+                prior_neighbours,
+                holdout=prior_holdout,
+                batch_size=batch_size,
+                seed=seed,
             )
     prior = fit_eta_prior(
         model,

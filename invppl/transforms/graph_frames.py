@@ -23,8 +23,9 @@ carry the network's mistakes, and the nearest template is a poor classifier
    From the second round on the search adds the cluster's pose prior
    (:class:`~invppl.transforms.PosePrior`: a kernel density of its members'
    poses), which settles near-ties of nearly symmetric shapes (a 2 and a 2
-   turned half a circle) by the frame the other members took. At the end each
-   template is turned so that its members' poses average 0.
+   turned half a circle) by the frame the other members took. At the end the
+   templates share one frame along a minimum spanning tree of their aligned
+   distances, as in :func:`~invppl.transforms.fit_templates`.
 
 New images are assigned by the vote of their invariant nearest training
 images (:meth:`FrameTemplates.align`). The family must have one periodic
@@ -51,7 +52,9 @@ from invppl._checks import check_int
 from invppl.transforms.align import (
     FrameTemplates,
     PosePrior,
+    _shared_offsets,
     _update,
+    align_poses,
     align_to_own,
 )
 from invppl.transforms.blur import gaussian_blur
@@ -192,8 +195,8 @@ def _congeal_clusters(
     search: dict[str, Any],
     settings: PriorSettings,
     batch: int = 500,
-) -> tuple[np.ndarray, PosePrior, np.ndarray]:
-    """Step 4: the templates ``(K, H, W, C)``, their pose priors and the poses ``(n, 1)``."""
+) -> tuple[np.ndarray, PosePrior]:
+    """Step 4: the templates ``(K, H, W, C)`` and their pose priors."""
     start = frames.astype(np.float32)
     count = settings.count
     back = np.asarray(family.apply(blurred, -jnp.asarray(start)))
@@ -221,33 +224,35 @@ def _congeal_clusters(
             templates = _update(family, blurred, start, poses, labels, templates)
         prior = _pose_prior(family, blurred, poses, labels, templates, settings)
     assert prior is not None  # rounds + 1 >= 1 passes
-    return templates, prior, poses
+    return templates, prior
 
 
-def _centred(
+def _shared(
     family: TransformFamily,
     templates: np.ndarray,
     prior: PosePrior,
-    poses: np.ndarray,
-    labels: np.ndarray,
+    sizes: np.ndarray,
+    num_grid: int,
 ) -> tuple[jax.Array, PosePrior]:
-    """Each template turned so that its members' poses have circular mean 0, and its prior.
+    """The templates moved into one frame along a spanning tree (as ``fit_templates`` does).
 
-    A cluster's frame is arbitrary; centring its pose law puts the laws of
-    all clusters around 0, so that p(η | x̂) loses less when it takes a
-    prototype of one cluster for another's.
+    A cluster's frame is otherwise arbitrary; sharing one makes a misassigned
+    example (a 2 voted into the 7s) land in a frame near its own class's,
+    since similar templates are aligned to each other. Each prior moves with
+    its template.
     """
-    turn = 2 * math.pi / prior.period
-    centre = np.zeros(templates.shape[0])
-    for c in range(templates.shape[0]):
-        if (labels == c).any():
-            centre[c] = np.angle(np.mean(np.exp(1j * turn * poses[labels == c, 0]))) / turn
-    # an image at pose η of a template is at η − centre of the template turned by centre
-    moved = family.apply(jnp.asarray(templates), jnp.asarray(centre[:, None], jnp.float32))
+    period = prior.period
+    search = jax.jit(
+        lambda a, s, t: align_poses(
+            family, a, s, t, half_widths=(period / 2,), num_grid=num_grid, blur=0.0
+        )
+    )
+    offsets = _shared_offsets(family, jnp.asarray(templates), sizes, search)[:, 0]
+    moved = family.apply(jnp.asarray(templates), -jnp.asarray(offsets[:, None], jnp.float32))
     bins = prior.log_density.shape[1]
-    tables = [
-        np.roll(np.asarray(table), -int(np.rint(c / prior.period * bins)))
-        for table, c in zip(prior.log_density, centre, strict=True)
+    tables = [  # an image at pose η of an old template is at η + offset of the moved one
+        np.roll(np.asarray(table), int(np.rint(o / period * bins)))
+        for table, o in zip(prior.log_density, offsets, strict=True)
     ]
     return moved, replace(prior, log_density=jnp.asarray(np.stack(tables)))
 
@@ -278,16 +283,8 @@ def fit_graph_templates(
         max_examples: at most this many images (drawn with ``seed``) build
             the graph (n² comparisons); the others are assigned by vote.
 
-    >>> from invppl.transforms import Affine
-    >>> family = Affine(("rotation",))
-    >>> bar = jnp.zeros((16, 16, 1)).at[3:13, 6:9, 0].set(1.0).at[3:5, 9:12, 0].set(1.0)
-    >>> angles = jnp.linspace(-3.0, 3.0, 12)[:, None]
-    >>> images = family.apply(jnp.repeat(bar[None], 12, axis=0), angles)
-    >>> frames = fit_graph_templates(family, images, count=1, seed=0, neighbours=3)
-    >>> poses = frames.align(family, images, jnp.zeros((12, 1)))[:, 0]
-    >>> relative = np.angle(np.exp(1j * (np.asarray(poses) - np.asarray(angles[:, 0]))))
-    >>> float(np.ptp(relative)) < 0.05
-    True
+    Usage: ``frames = fit_graph_templates(Affine(("rotation",)), x, count=5, seed=0)``,
+    then ``frames.align(family, images, start)`` (tests/transforms/test_graph_frames.py).
     """
     period = periodic_period(family)
     x = check_images(jnp.asarray(images, jnp.float32))
@@ -312,7 +309,7 @@ def fit_graph_templates(
     frames = synchronise(graph, period)[:, None]
     labels = spectral_clusters(graph, count, seed=seed)
     search = {"half_widths": (period / 2,), "num_grid": num_grid, "blur": float(blur)}
-    templates, prior, poses = _congeal_clusters(
+    templates, prior = _congeal_clusters(
         family,
         x,
         blurred,
@@ -322,13 +319,14 @@ def fit_graph_templates(
         search=search,
         settings=PriorSettings(count),
     )
-    centred, prior = _centred(family, templates, prior, poses, labels)
+    sizes = np.bincount(labels, minlength=count)
+    shared, prior = _shared(family, templates, prior, sizes, num_grid)
     return FrameTemplates(
-        centred,
+        shared,
         (period / 2,),
         num_grid,
         float(blur),
-        np.bincount(labels, minlength=count),
+        sizes,
         blurred,
         jnp.asarray(labels),
         neighbours,

@@ -618,6 +618,17 @@ def test_neighbour_poses_come_from_the_nearest_kept_prototypes() -> None:
         nearest = kept[np.argsort(distance)[:3]]
         assert nearest[0] == i
         assert sorted(out[i, :, 0].tolist()) == sorted(poses[nearest, 0].tolist())
+    # the public form holds out the rows that fit_eta_prior holds out
+    from invppl.infer import neighbour_poses
+    from invppl.infer.two_stage import _holdout_split
+
+    many = rng.uniform(size=(40, 8, 8, 1)).astype(np.float32)
+    eta = (np.arange(40, dtype=np.float32) / 100)[:, None]
+    out = neighbour_poses(family, many, eta, 3, holdout=0.1, batch_size=8, seed=3)
+    _, held = _holdout_split({"x": many, "eta": eta}, 0.1, 8, seed=3)
+    assert held is not None
+    alone = np.flatnonzero(np.all(out[:, :, 0] == eta, axis=1))
+    np.testing.assert_array_equal(np.sort(eta[alone, 0]), np.sort(held["eta"][:, 0]))
 
 
 @pytest.mark.parametrize(
