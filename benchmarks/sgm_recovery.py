@@ -38,7 +38,14 @@ Tolerances (W1): rotation 0.10 rad (0.15 for two modes), translation 0.05
 
     .venv/bin/python benchmarks/sgm_recovery.py [--tasks shapes-rotation ...] \
         [--seeds 0 1 2 3 4] [--pose-steps 1000] [--prior-steps 1500] [--frames K] \
+        [--frame-method search|graph] [--prior-neighbours M] \
         [--method two-stage|joint|stage2-oracle] [--out results.json]
+
+``--frames K --frame-method graph`` learns the frame templates from the
+rotation-invariant neighbour graph (:mod:`invppl.transforms.graph_frames`,
+one periodic parameter only); ``--prior-neighbours M`` fits stage 2 on each
+example's M nearest prototypes' poses (``fit_two_stage(prior_neighbours=M)``,
+also with ``--method stage2-oracle``).
 
 ``--method stage2-oracle`` fits stage 2 alone on the truth (η the applied
 transformation, x̂ = T_η⁻¹(x)) with the same networks, steps and early

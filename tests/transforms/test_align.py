@@ -10,39 +10,14 @@ import pytest
 
 from invppl.transforms import Affine, align_poses, fit_templates, gaussian_blur, search_widths
 from invppl.transforms.support import Interval
-
-SIZE = 16
-ROTATION = Affine(("rotation",))
-
-
-def _shape(kind: str) -> np.ndarray:
-    """``(SIZE, SIZE, 1)``: an asymmetric "L" or "T"."""
-    image = np.zeros((SIZE, SIZE, 1), np.float32)
-    if kind == "L":
-        image[3:13, 6:9] = 1.0
-        image[10:13, 9:13] = 1.0
-    else:
-        image[3:6, 3:13] = 1.0
-        image[6:13, 7:10] = 1.0
-    return image
-
-
-def _moved(kind: str, angles: np.ndarray) -> jnp.ndarray:
-    images = jnp.repeat(jnp.asarray(_shape(kind))[None], len(angles), axis=0)
-    return ROTATION.apply(images, jnp.asarray(angles, jnp.float32)[:, None])
-
-
-def _spread(values: np.ndarray) -> float:
-    """Mean absolute circular deviation from the circular mean."""
-    centre = np.angle(np.mean(np.exp(1j * values)))
-    return float(np.mean(np.abs(np.angle(np.exp(1j * (values - centre))))))
+from tests.transforms.shapes import ROTATION, SIZE, letter, spread, turned
 
 
 def test_the_search_finds_rotations_on_the_whole_circle() -> None:
     angles = np.array([-3.0, -1.7, -0.4, 0.0, 0.9, 2.2, 3.1])
-    template = gaussian_blur(jnp.asarray(_shape("L"))[None], 1.0, radius=3)
+    template = gaussian_blur(jnp.asarray(letter("L"))[None], 1.0, radius=3)
     poses, nearest, cost = align_poses(
-        ROTATION, _moved("L", angles), jnp.zeros((7, 1)), template, half_widths=(math.pi,)
+        ROTATION, turned("L", angles), jnp.zeros((7, 1)), template, half_widths=(math.pi,)
     )
     error = np.angle(np.exp(1j * (np.asarray(poses)[:, 0] - angles)))
     assert np.max(np.abs(error)) < 0.03, error
@@ -53,7 +28,7 @@ def test_the_search_finds_rotations_on_the_whole_circle() -> None:
 def test_the_search_finds_shifts_one_parameter_at_a_time() -> None:
     family = Affine(("tx", "ty"))
     shifts = np.array([[0.2, -0.1], [-0.25, 0.15], [0.0, 0.3]], np.float32)
-    image = jnp.asarray(_shape("T"))[None]
+    image = jnp.asarray(letter("T"))[None]
     moved = family.apply(jnp.repeat(image, 3, axis=0), jnp.asarray(shifts))
     template = gaussian_blur(image, 1.0, radius=3)
     poses, _, _ = align_poses(
@@ -63,8 +38,8 @@ def test_the_search_finds_shifts_one_parameter_at_a_time() -> None:
 
 
 def test_the_nearest_template_is_the_shape() -> None:
-    templates = gaussian_blur(jnp.stack([_shape("L"), _shape("T")]), 1.0, radius=3)
-    images = jnp.concatenate([_moved("L", np.array([0.5, -2.0])), _moved("T", np.array([1.0]))])
+    templates = gaussian_blur(jnp.stack([letter("L"), letter("T")]), 1.0, radius=3)
+    images = jnp.concatenate([turned("L", np.array([0.5, -2.0])), turned("T", np.array([1.0]))])
     _, nearest, _ = align_poses(
         ROTATION, images, jnp.zeros((3, 1)), templates, half_widths=(math.pi,)
     )
@@ -75,7 +50,7 @@ def test_fitted_templates_make_the_frames_of_one_class_agree() -> None:
     """Starting poses equivariant but each in its own frame: after fitting, one frame a shape."""
     rng = np.random.default_rng(0)
     angles = {kind: rng.uniform(-math.pi, math.pi, 16) for kind in ("L", "T")}
-    images = jnp.concatenate([_moved(kind, angles[kind]) for kind in ("L", "T")])
+    images = jnp.concatenate([turned(kind, angles[kind]) for kind in ("L", "T")])
     truth = np.concatenate([angles["L"], angles["T"]])
     # the network's frames: the truth plus an offset per example (two styles per shape)
     frames = np.where(np.arange(32) % 2 == 0, 0.6, -0.4) + rng.normal(0.0, 0.1, 32)
@@ -83,8 +58,8 @@ def test_fitted_templates_make_the_frames_of_one_class_agree() -> None:
     fitted = fit_templates(ROTATION, images, start, count=4, seed=0, rounds=2, num_grid=32)
     poses = np.asarray(fitted.align(ROTATION, images, jnp.asarray(start, jnp.float32)))[:, 0]
     for part in (slice(0, 16), slice(16, 32)):
-        assert _spread(start[part, 0] - truth[part]) > 0.4
-        assert _spread(poses[part] - truth[part]) < 0.04, _spread(poses[part] - truth[part])
+        assert spread(start[part, 0] - truth[part]) > 0.4
+        assert spread(poses[part] - truth[part]) < 0.04, spread(poses[part] - truth[part])
     assert fitted.templates.shape == (4, SIZE, SIZE, 1)
     assert int(fitted.sizes.sum()) == 32
 
@@ -100,7 +75,7 @@ def test_search_widths_follow_the_supports() -> None:
 
 
 def test_bad_input_is_named_before_any_work() -> None:
-    images = _moved("L", np.zeros(3))
+    images = turned("L", np.zeros(3))
     start = np.zeros((3, 1))
     with pytest.raises(ValueError, match="start must have shape \\(3, 1\\)"):
         fit_templates(ROTATION, images, np.zeros((3, 2)), count=2, seed=0)

@@ -19,36 +19,11 @@ from invppl.transforms.invariant import (
     invariant_neighbours,
     vote,
 )
-
-SIZE = 16
-ROTATION = Affine(("rotation",))
-
-
-def _shape(kind: str) -> np.ndarray:
-    """``(SIZE, SIZE, 1)``: an asymmetric "L" or "T"."""
-    image = np.zeros((SIZE, SIZE, 1), np.float32)
-    if kind == "L":
-        image[3:13, 6:9] = 1.0
-        image[10:13, 9:13] = 1.0
-    else:
-        image[3:6, 3:13] = 1.0
-        image[6:13, 7:10] = 1.0
-    return image
-
-
-def _moved(kind: str, angles: np.ndarray) -> jnp.ndarray:
-    images = jnp.repeat(jnp.asarray(_shape(kind))[None], len(angles), axis=0)
-    return ROTATION.apply(images, jnp.asarray(angles, jnp.float32)[:, None])
+from tests.transforms.shapes import ROTATION, SIZE, spread, turned
 
 
 def _wrap(values: np.ndarray) -> np.ndarray:
     return np.angle(np.exp(1j * values))
-
-
-def _spread(values: np.ndarray) -> float:
-    """Mean absolute circular deviation from the circular mean."""
-    centre = np.angle(np.mean(np.exp(1j * values)))
-    return float(np.mean(np.abs(_wrap(values - centre))))
 
 
 # ---------------------------------------------------------------------------
@@ -76,7 +51,7 @@ def test_invariant_distances_are_the_brute_force_minimum() -> None:
 def test_neighbours_are_the_nearest_others_and_their_shifts_the_rotation() -> None:
     angles = np.array([0.0, 1.0, 2.0, -1.5, -2.5, 0.5])
     images = gaussian_blur(
-        jnp.concatenate([_moved("L", angles), _moved("T", angles)]), 1.0, radius=3
+        jnp.concatenate([turned("L", angles), turned("T", angles)]), 1.0, radius=3
     )
     graph = invariant_neighbours(ROTATION, images, count=3, num_grid=96, batch=4)
     assert graph.index.shape == graph.distance.shape == graph.shift.shape == (12, 3)
@@ -112,7 +87,7 @@ def test_synchronise_recovers_frames_up_to_one_offset(seed: int, n: int, period:
     found = synchronise(graph, period)
     turn = 2 * math.pi / period
     offset = _wrap(turn * (found - theta))
-    assert _spread(offset) < 1e-4
+    assert spread(offset) < 1e-4
 
 
 def test_synchronise_outvotes_wrong_edges() -> None:
@@ -193,24 +168,24 @@ def test_graph_templates_put_each_shape_in_one_frame() -> None:
     """No starting poses at all: the frames of each shape agree and new images follow them."""
     rng = np.random.default_rng(3)
     angles = {kind: rng.uniform(-math.pi, math.pi, 20) for kind in ("L", "T")}
-    images = jnp.concatenate([_moved(kind, angles[kind]) for kind in ("L", "T")])
+    images = jnp.concatenate([turned(kind, angles[kind]) for kind in ("L", "T")])
     truth = np.concatenate([angles["L"], angles["T"]])
     frames = fit_graph_templates(ROTATION, images, count=2, seed=0, neighbours=4, rounds=2)
     assert frames.templates.shape == (2, SIZE, SIZE, 1)
     assert sorted(frames.sizes.tolist()) == [20, 20]
     new_angles = rng.uniform(-math.pi, math.pi, 6)
-    new = jnp.concatenate([_moved("L", new_angles), _moved("T", new_angles)])
+    new = jnp.concatenate([turned("L", new_angles), turned("T", new_angles)])
     every = jnp.concatenate([images, new])
     poses = np.asarray(jax.jit(lambda x: frames.align(ROTATION, x, jnp.zeros((32 + 20, 1))))(every))
     labels = np.asarray(frames.assign(ROTATION, every, jnp.zeros((52, 1))))
     truth = np.concatenate([truth, new_angles, new_angles])
     for part in (np.r_[0:20, 40:46], np.r_[20:40, 46:52]):
         assert len(set(labels[part])) == 1
-        assert _spread(poses[part, 0] - truth[part]) < 0.03, _spread(poses[part, 0] - truth[part])
+        assert spread(poses[part, 0] - truth[part]) < 0.03, spread(poses[part, 0] - truth[part])
 
 
 def test_graph_templates_reject_bad_input_before_work() -> None:
-    images = _moved("L", np.linspace(-3, 3, 8))
+    images = turned("L", np.linspace(-3, 3, 8))
     with pytest.raises(ValueError, match="one periodic parameter"):
         fit_graph_templates(Affine(("tx", "ty")), images, count=2, seed=0)
     with pytest.raises(ValueError, match="one periodic parameter"):
