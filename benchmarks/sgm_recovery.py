@@ -72,6 +72,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from invppl._batching import in_batches
 from invppl._machine import machine_info, record_results
 from invppl.datasets import SHAPES, SYMMETRY_ORDER, load_mnist, make_dsprites, rotated_mnist
 from invppl.datasets.laws import LAW_KINDS, DeltaLaw, Law, UniformLaw, random_law
@@ -280,13 +281,6 @@ BUILDERS: dict[str, Callable[[np.random.Generator, int, int], Task]] = {
 }
 
 
-def _in_batches(function: Callable[[Any], Any], x: np.ndarray, size: int = 500) -> np.ndarray:
-    compiled = jax.jit(function)
-    return np.concatenate(
-        [np.asarray(compiled(jnp.asarray(x[i : i + size]))) for i in range(0, len(x), size)]
-    )
-
-
 def _poses_and_prototypes(
     task: Task, symmetry: Any, test: np.ndarray, seed: int, known: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -300,8 +294,8 @@ def _poses_and_prototypes(
         move_back = jax.jit(lambda x, eta: symmetry.family.apply(x, -eta))
         prototypes = np.asarray(move_back(jnp.asarray(task.images[test]), poses[test]))
         return poses, prototypes, np.full(len(test), np.nan)
-    poses = _in_batches(symmetry.pose, task.images)
-    prototypes = _in_batches(symmetry.prototype, task.images[test])
+    poses = in_batches(symmetry.pose, task.images, 500)
+    prototypes = in_batches(symmetry.prototype, task.images[test], 500)
     low, high = augmentation_bounds(symmetry.family, task.bounds)
     eps = jax.random.uniform(jax.random.key(seed), (len(test), len(low)), minval=low, maxval=high)
     equivariance = pose_equivariance_error(

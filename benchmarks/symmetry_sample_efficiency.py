@@ -55,7 +55,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from invppl._batching import in_batches
 from invppl._machine import machine_info, record_results
 from invppl.datasets import load_mnist, rotated_mnist
 from invppl.datasets.laws import DeltaLaw, Law, UniformLaw
@@ -276,19 +277,12 @@ def evaluate(
     return row
 
 
-def _in_batches(function: Callable[[jax.Array], jax.Array], x: np.ndarray) -> np.ndarray:
-    compiled = jax.jit(function)
-    return np.concatenate(
-        [np.asarray(compiled(jnp.asarray(x[i : i + 500]))) for i in range(0, len(x), 500)]
-    )
-
-
 def sgm_laws(
     symmetry: LearnedSymmetry, split: Split, train_rows: np.ndarray, seed: int
 ) -> list[dict[str, Any]]:
     """Per digit: the SGM's learned law of η on the test digits against the truth (aligned W1)."""
-    poses = _in_batches(symmetry.pose, split.x)[:, 0]
-    prototypes = _in_batches(symmetry.prototype, split.x[split.test])
+    poses = in_batches(symmetry.pose, split.x, 500)[:, 0]
+    prototypes = in_batches(symmetry.prototype, split.x[split.test], 500)
     key = jax.random.key(seed)
     samples = np.asarray(symmetry.sample_eta(key, jnp.asarray(prototypes), (8,)))[..., 0]
     rng = np.random.default_rng([seed, 3])

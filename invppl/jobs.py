@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from invppl._batching import in_batches
 from invppl._checks import check_int
 from invppl._io import check_writable_folder, write_json
 from invppl.datasets import load_mnist, make_dsprites, rotated_mnist
@@ -146,13 +147,6 @@ def _circular_mean(angles: np.ndarray) -> tuple[float, float]:
     return float(np.angle(resultant)), float(np.abs(resultant))
 
 
-def _in_batches(function: Any, x: np.ndarray, size: int = 256) -> np.ndarray:
-    compiled = jax.jit(function)
-    return np.concatenate(
-        [np.asarray(compiled(jnp.asarray(x[i : i + size]))) for i in range(0, len(x), size)]
-    )
-
-
 def _log_density(symmetry: Any, prototypes: np.ndarray, poses: np.ndarray) -> np.ndarray:
     """log p(f(x) | x̂) per image ``(n,)`` under the fitted stage 2, in batches."""
     chunks = []
@@ -188,9 +182,9 @@ def rotation_report(
     or held-out digits is reported as not judged.
     Returns the report and the aligned samples per class (for plots).
     """
-    poses = _in_batches(symmetry.pose, data.x_train)[:, 0]
-    poses_test = _in_batches(symmetry.pose, data.x_test)[:, 0]
-    prototypes = _in_batches(symmetry.prototype, data.x_test)
+    poses = in_batches(symmetry.pose, data.x_train, 256)[:, 0]
+    poses_test = in_batches(symmetry.pose, data.x_test, 256)[:, 0]
+    prototypes = in_batches(symmetry.prototype, data.x_test, 256)
     samples = np.asarray(
         symmetry.sample_eta(jax.random.key(seed), jnp.asarray(prototypes), (samples_per_example,))
     )[..., 0]
@@ -201,7 +195,7 @@ def rotation_report(
         jax.jit(symmetry.pose), symmetry.family, jnp.asarray(data.x_test), turns
     )
     # stage 2's fit on held-out digits against its training digits: log p(f(x) | x̂) per image
-    prototypes_train = _in_batches(symmetry.prototype, data.x_train)
+    prototypes_train = in_batches(symmetry.prototype, data.x_train, 256)
     log_density = {
         "train": _log_density(symmetry, prototypes_train, poses[:, None]),
         "test": _log_density(symmetry, prototypes, poses_test[:, None]),

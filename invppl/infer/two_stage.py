@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 from jax.typing import ArrayLike
 
+from invppl._batching import in_batches
 from invppl._checks import check_int
 from invppl.infer.fit import FitResult, fit
 from invppl.models.sgm_two_stage import LearnedSymmetry, TwoStageSGM, no_guide
@@ -156,15 +155,16 @@ def _neighbour_poses(
     own pose ``count`` times, so that stage 2's held-out score stays its plain
     log p(η | x̂).
     """
-    prototypes = _in_batches(
+    prototypes = in_batches(
         lambda a: gaussian_blur(family.apply(a[0], -a[1]), 1.0, radius=3), (x, poses), batch
     )
-    flat = prototypes.reshape(len(x), -1)[kept]
+    every = prototypes.reshape(len(x), -1)
+    flat = every[kept]
     squared = np.square(flat).sum(1)
     out = np.repeat(poses[:, None], count, axis=1)
     for start in range(0, len(kept), batch):
         rows = kept[start : start + batch]
-        query = prototypes.reshape(len(x), -1)[rows]
+        query = every[rows]
         distance = squared[None] - 2 * query @ flat.T
         distance[np.arange(len(rows)), np.arange(start, start + len(rows))] = -np.inf
         nearest = np.argpartition(distance, count - 1, axis=1)[:, :count]
@@ -248,23 +248,10 @@ def _frame_templates(
         return fit_graph_templates(
             sgm.family, x, count=sgm.frame_templates, seed=seed, blur=sgm.frame_blur
         )
-    poses = _in_batches(sgm.fitted_pose(pose.params), x, batch)
+    poses = in_batches(sgm.fitted_pose(pose.params), x, batch)
     return fit_templates(
         sgm.family, x, poses, count=sgm.frame_templates, seed=seed, blur=sgm.frame_blur
     )
-
-
-def _in_batches(function: Callable[[Any], Any], x: Any, batch: int) -> np.ndarray:
-    """``function`` (compiled once) on ``x`` ``(n, ...)``, or a tuple of such, in ``batch`` rows."""
-    compiled = jax.jit(function)
-    n = len(x[0]) if isinstance(x, tuple) else len(x)
-
-    def rows(i: int) -> Any:
-        if isinstance(x, tuple):
-            return tuple(jnp.asarray(part[i : i + batch]) for part in x)
-        return jnp.asarray(x[i : i + batch])
-
-    return np.concatenate([np.asarray(compiled(rows(i))) for i in range(0, n, batch)])
 
 
 def fit_two_stage(
@@ -346,7 +333,7 @@ def fit_two_stage(
     if frames is None and prior_neighbours <= 1:
         model, stage2_data = sgm.eta_prior_model(pose.params), {"x": x}
     else:  # the (searched) poses once, not at every step
-        poses = _in_batches(sgm.fitted_pose(pose.params, frames), x, 500)
+        poses = in_batches(sgm.fitted_pose(pose.params, frames), x, 500)
         model, stage2_data = sgm.eta_prior_model(None), {"x": x, "eta": poses}
         if prior_neighbours > 1:
             stage2_data["neighbour_eta"] = neighbour_poses(

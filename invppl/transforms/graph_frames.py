@@ -52,6 +52,7 @@ from invppl._checks import check_int
 from invppl.transforms.align import (
     FrameTemplates,
     PosePrior,
+    _radius,
     _shared_offsets,
     _update,
     align_poses,
@@ -304,7 +305,7 @@ def fit_graph_templates(
     if x.shape[0] > max_examples:
         chosen = np.sort(np.random.default_rng([seed, 7]).choice(x.shape[0], max_examples, False))
         x = x[chosen]
-    blurred = gaussian_blur(x, blur, radius=max(math.ceil(3 * blur), 1))
+    blurred = gaussian_blur(x, blur, radius=_radius(blur))
     graph = invariant_neighbours(family, blurred, count=neighbours, num_grid=num_grid)
     frames = synchronise(graph, period)[:, None]
     labels = spectral_clusters(graph, count, seed=seed)
