@@ -240,9 +240,10 @@ def align_to_own(
 
     def one(image: Array, pose: Array, template: Array, table: Array, scale: Array) -> Array:
         mine = None if prior is None else replace(prior, log_density=table[None], scale=scale[None])
-        return align_poses(family, image[None], pose[None], template[None], prior=mine, **search)[
-            0
-        ][0]
+        poses, _, _ = align_poses(
+            family, image[None], pose[None], template[None], prior=mine, **search
+        )
+        return poses[0]
 
     return jax.vmap(one)(check_images(images), jnp.asarray(start), own, tables, scales)
 
@@ -274,33 +275,31 @@ class FrameTemplates:
     neighbours: int = 10
     prior: PosePrior | None = None
 
+    @property
+    def search(self) -> dict[str, Any]:
+        """The keywords of :func:`align_poses` that these templates are searched with."""
+        return {"half_widths": self.half_widths, "num_grid": self.num_grid, "blur": self.blur}
+
     def align(self, family: TransformFamily, images: Array, start: Array) -> Array:
         """Poses ``(n, dim)`` of ``images`` ``(n, H, W, C)``, searched around ``start``."""
-        search: dict[str, Any] = {
-            "half_widths": self.half_widths,
-            "num_grid": self.num_grid,
-            "blur": self.blur,
-        }
         if self.reference is not None and self.reference_labels is not None:
             labels = self.assign(family, images, start)
-            return align_to_own(family, images, start, self.templates, labels, self.prior, **search)
-        poses, _, _ = align_poses(family, images, start, self.templates, prior=self.prior, **search)
+            return align_to_own(
+                family, images, start, self.templates, labels, self.prior, **self.search
+            )
+        poses, _, _ = align_poses(
+            family, images, start, self.templates, prior=self.prior, **self.search
+        )
         return poses
 
     def assign(self, family: TransformFamily, images: Array, start: Array) -> Array:
         """Each image's template ``(n,)``: by the reference images' vote, else the nearest."""
-        blurred = gaussian_blur(check_images(images), self.blur, radius=_radius(self.blur))
         if self.reference is None or self.reference_labels is None:
-            return align_poses(
-                family,
-                images,
-                start,
-                self.templates,
-                half_widths=self.half_widths,
-                num_grid=self.num_grid,
-                blur=self.blur,
-                prior=self.prior,
-            )[1]
+            _, nearest, _ = align_poses(
+                family, images, start, self.templates, prior=self.prior, **self.search
+            )
+            return nearest
+        blurred = gaussian_blur(check_images(images), self.blur, radius=_radius(self.blur))
         distances, _ = invariant_distances(family, blurred, self.reference, num_grid=self.num_grid)
         return vote(distances, self.reference_labels, self.templates.shape[0], self.neighbours)
 
